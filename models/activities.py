@@ -1,0 +1,134 @@
+"""What crosses between workflows and activities. Workflows import only these shapes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from models.common import Actor, DocumentRef, Model, Problem, Reason
+
+Process = Literal["access", "technician", "beneficiaries"]
+
+
+class IntakeCheck(Model):
+    """Raw start payload of a process, checked at once against every rule and the store."""
+
+    process: Process
+    workflow_id: str
+    raw: Any
+
+
+class IntakeResult(Model):
+    problems: list[Problem] = []
+    # The input as validated and normalised (digits only, upper-case CNPJ, …); None if refused.
+    normalized: dict[str, Any] | None = None
+
+
+class NumberRequest(Model):
+    workflow_id: str
+    step: str  # e.g. "intake" or "reanalysis-2": the same step always gets the same numbers
+
+
+class IssuedNumbers(Model):
+    service_note: str  # NS, 10 digits
+    protocol: str  # year + sequence, e.g. "2026000123"
+    issued_at: datetime
+
+
+class RequestRow(Model):
+    """The projection of an AccessRequest kept in the store (no personal data needed)."""
+
+    workflow_id: str
+    request_id: str
+    kind: str
+    status: str
+    generation_class: str | None = None
+    installation_number: str | None = None
+    service_note: str | None = None
+    protocol: str | None = None
+    due_at: datetime | None = None
+    due_rule: str | None = None
+    sla_breaches: int = 0
+    technician: str | None = None
+    cycle: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class TechnicianRow(Model):
+    key: str  # CREA-MG-12345
+    workflow_id: str
+    status: str
+    updated_at: datetime
+
+
+class AllocationRecord(Model):
+    workflow_id: str
+    request_id: str
+    generator_installation: str
+    modality: str
+    mode: str
+    units: list[dict[str, Any]]
+    status: str
+    effective_from: date | None = None
+    recorded_at: datetime
+
+
+class Transition(Model):
+    """One step of a process: appended to the event log once, projections upserted."""
+
+    workflow_id: str
+    event_key: str  # unique within the workflow; a retried activity writes nothing twice
+    process: Process
+    action: str
+    status: str
+    at: datetime
+    actor: Actor | None = None
+    reasons: list[Reason] = []
+    documents: list[DocumentRef] = []
+    data: dict[str, Any] = {}
+    request: RequestRow | None = None
+    technician: TechnicianRow | None = None
+    allocation: AllocationRecord | None = None
+
+
+class EmailRequest(Model):
+    key: str  # workflow id + step + cycle: the message is delivered once per key
+    template: str
+    to: list[str]
+    cc: list[str] = []
+    sender: str | None = None  # default: the template's sender
+    context: dict[str, Any] = {}
+    attachments: list[DocumentRef] = []
+
+
+class EmailResult(Model):
+    key: str
+    template: str = ""
+    status: Literal["sent", "duplicate", "refused"]
+    message_id: str | None = None
+    detail: str | None = None
+
+
+class CredentialsRequest(Model):
+    """Approval of an RT: the activity creates the secrets and sends the three e-mails."""
+
+    key: str
+    technician: str  # CREA-MG-12345
+    name: str
+    email: str
+    cpf: str
+
+
+class DeadlineQuery(Model):
+    policy: str
+    rule: str
+    start: datetime
+    generation_class: str | None = None
+    works: bool = False
+    voltage_kv: float | None = None
+
+
+class ResumeQuery(Model):
+    due_at: datetime
+    paused_seconds: float

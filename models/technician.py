@@ -1,0 +1,64 @@
+"""Payloads of ``TechnicianRegistration`` (cadastro do Responsável Técnico)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from models.common import (
+    ActorArgs,
+    Cpf,
+    Decision,
+    DeadlineRecord,
+    Email,
+    Model,
+    Notification,
+    PersonName,
+    Phone,
+    Problem,
+    Reason,
+    Registration,
+    SlaBreach,
+    Uf,
+)
+
+TechnicianStatusName = Literal["REFUSED", "PENDING_REVIEW", "APPROVED", "REJECTED"]
+
+
+class TechnicianInput(Model):
+    name: PersonName
+    cpf: Cpf
+    email: Email
+    phone: Phone
+    council: Literal["CREA", "CAU"]
+    uf: Uf
+    registration: Registration
+    title: Annotated[str, Field(min_length=1, max_length=120)] = "Engenheiro Eletricista"
+
+    @property
+    def key(self) -> str:
+        return f"{self.council}-{self.uf}-{self.registration}"
+
+
+class TechnicianApproveArgs(ActorArgs):
+    pass
+
+
+class TechnicianRejectArgs(ActorArgs):
+    reasons: Annotated[list[Reason], Field(min_length=1, max_length=50)]
+
+
+class TechnicianStatus(Model):
+    technician: str
+    status: TechnicianStatusName
+    due_at: datetime | None = None
+    next_actor: str | None = None
+    sla_breaches: list[SlaBreach] = []
+    decisions: list[Decision] = []
+    deadlines: list[DeadlineRecord] = []
+    notifications: list[Notification] = []
+    refusal_reasons: list[Problem] = []
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
