@@ -6,8 +6,8 @@ Rules from DOMAIN.md, "Deadlines: how to count":
 - N business days: 23:59:59 local of the N-th business day after the event's local date;
 - N hours: exactly N wall-clock hours after the event.
 
-Imported inside the Temporal workflow sandbox: no clock reads and no randomness here.
-The only I/O is reading the packaged holiday file once.
+Used from Temporal workflows (imported through imports_passed_through): no clock reads and
+no randomness here. The only I/O is reading the packaged holiday file, once, at import.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-import holidays
+# The concrete class, not `holidays.Brazil`: that name is a lazy loader which imports the
+# country module on first use, and inside the Temporal sandbox that late import re-runs
+# dateutil's module setup, which reads the clock (time.localtime) and is refused.
+from holidays.countries.brazil import Brazil as _BrazilHolidays
 
 TZ = ZoneInfo("America/Sao_Paulo")
 
@@ -28,6 +31,37 @@ END_OF_DAY = time(23, 59, 59)
 REMINDER_TIME = time(8, 0)
 
 _EXTRA_HOLIDAYS_FILE = "extra_holidays.json"
+
+# Years computed when this module is imported (outside any workflow). Building a `holidays`
+# object reads the locale for its translations, which the Temporal sandbox refuses, so a
+# workflow must only ever hit this precomputed table. ~20 ms for the whole range.
+PRECOMPUTED_YEARS = range(1990, 2101)
+
+
+@cache
+def _holiday_table(subdiv: str) -> dict[int, frozenset[date]]:
+    """Official holiday dates by year over PRECOMPUTED_YEARS, built in one pass."""
+    # Only the public category: Carnival, Corpus Christi etc. are "optional" in the
+    # package, and DOMAIN.md says Carnival is not a holiday.
+    official = _BrazilHolidays(subdiv=subdiv, years=PRECOMPUTED_YEARS)
+    by_year: dict[int, set[date]] = {year: set() for year in PRECOMPUTED_YEARS}
+    for day in official:
+        by_year[day.year].add(day)
+    return {year: frozenset(days) for year, days in by_year.items()}
+
+
+@cache
+def _official_holidays(subdiv: str, year: int) -> frozenset[date]:
+    table = _holiday_table(subdiv)
+    if year in table:
+        return table[year]
+    # Outside the table (never for a real deadline): works outside a workflow only.
+    days = frozenset(_BrazilHolidays(subdiv=subdiv, years=year).keys())
+    if not days:
+        # Every year has 1 January; none at all means the package does not cover the year
+        # (it stops at 2100), and silently treating it as holiday-free would be wrong.
+        raise ValueError(f"no holiday data for {year} (subdiv {subdiv!r})")
+    return days
 
 
 def _require_aware(moment: datetime, name: str = "datetime") -> None:
@@ -53,8 +87,6 @@ class BusinessCalendar:
     def __init__(self, extra_holidays: Iterable[date] = (), subdiv: str = "MG") -> None:
         self._subdiv = subdiv
         self._extra = frozenset(extra_holidays)
-        # Years are computed on demand; a frozenset per year keeps lookups cheap and immutable.
-        self._by_year: dict[int, frozenset[date]] = {}
 
     @property
     def subdiv(self) -> str:
@@ -65,13 +97,7 @@ class BusinessCalendar:
         return self._extra
 
     def _official_holidays(self, year: int) -> frozenset[date]:
-        cached = self._by_year.get(year)
-        if cached is None:
-            # Only the public category: Carnival, Corpus Christi etc. are "optional" there,
-            # and DOMAIN.md says Carnival is not a holiday.
-            cached = frozenset(holidays.Brazil(subdiv=self._subdiv, years=year).keys())
-            self._by_year[year] = cached
-        return cached
+        return _official_holidays(self._subdiv, year)
 
     def is_holiday(self, d: date) -> bool:
         return d in self._extra or d in self._official_holidays(d.year)
@@ -142,6 +168,7 @@ class BusinessCalendar:
         _require_aware(due, "due")
         if paused < timedelta(0):
             raise ValueError(f"paused duration must not be negative, got {paused}")
+        # The pause is an elapsed duration, so the requester keeps the same real time left.
         shifted = _add_elapsed(due, paused)
         if self.is_business_day(shifted.date()):
             return shifted
@@ -200,3 +227,9 @@ def reminder_before(due: datetime, business_days: int = 2) -> datetime:
 
 def shift_after_pause(due: datetime, paused: timedelta) -> datetime:
     return default_calendar().shift_after_pause(due, paused)
+
+
+# Warm the caches at import: this module is imported through imports_passed_through,
+# outside the sandbox, so no workflow ever pays for (or is refused) the file and locale reads.
+default_calendar()
+_holiday_table(default_calendar().subdiv)

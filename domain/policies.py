@@ -4,7 +4,7 @@ Two policies ship (DOMAIN.md policy table): "seed", the distributor's guide, is 
 "ren1000-2023" is REN 1000/2021 as amended by REN 1.059/2023. The numbers live in
 data/policies.json so that a policy change is a data change, reviewed on its own.
 
-Imported inside the Temporal workflow sandbox: pure functions, no clock, no randomness.
+Used from Temporal workflows (imports_passed_through): pure functions, no clock, no randomness.
 """
 
 from __future__ import annotations
@@ -247,3 +247,8 @@ def compute_deadline(
         policy, rule, generation_class=generation_class, works=works, voltage_kv=voltage_kv
     )
     return deadline_from_spec(spec, start, calendar)
+
+
+# Load and validate at import (outside any workflow): a broken data file fails the worker's
+# start, not a running process.
+_policies()

@@ -42,6 +42,7 @@ DISPATCHABLE_SOURCES = ("hydro", "biomass", "cogeneration")
 REANALYSIS_MOTIVE = "Reanálise do projeto/processo elétrico"
 
 AccessStatusName = Literal[
+    "RECEIVED",  # not in CONTRACT.md: intake still running (a few hundred ms)
     "REFUSED",
     "AWAITING_APR",
     "LAPSED",
@@ -232,5 +233,7 @@ class AccessStatus(Model):
     notifications: list[Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    # Side effects (store writes, e-mails) queued but not yet done; 0 once settled.
+    pending_effects: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None

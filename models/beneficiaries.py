@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from models.common import (
     Actor,
     ActorArgs,
+    Email,
     InstallationNumber,
     Model,
     Notification,
@@ -70,6 +71,9 @@ class BeneficiaryInput(Model):
     modality: Modality
     actor: Actor
     allocation: Allocation
+    # Not in CONTRACT.md: where the holder is told of the outcome (the parent request's
+    # customer e-mail when started as a child).
+    notify_email: Email | None = None
 
     @model_validator(mode="after")
     def _remote_same_holder(self) -> "BeneficiaryInput":

@@ -1,0 +1,1 @@
+"""Orchestration only: one module per process (see registry.py)."""

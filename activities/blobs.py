@@ -1,0 +1,250 @@
+"""Content-addressed blob store and document upload.
+
+Files never travel inside workflow history: they are stored once under their SHA-256
+(``root/ab/cdef…``) and processes carry ``DocumentRef`` values. A file is accepted only
+if it is not empty, is at most 3 MB, and its *content* is PDF, PNG, JPEG, DWG or DXF;
+a renamed executable (ELF, PE, Mach-O, script, zip/jar) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from activities.store import Store
+from activities.tables import DocumentRecord
+from models.common import DOCUMENT_KINDS, MAX_DOCUMENT_BYTES, DocumentRef
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MB = 1024 * 1024
+ACCEPTED_TYPES_TEXT = "PDF, PNG, JPEG, DWG ou DXF"
+
+_EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/vnd.dwg": ".dwg",
+    "image/vnd.dxf": ".dxf",
+}
+# Names that would make a desktop run the file, whatever its content.
+_EXECUTABLE_SUFFIXES = {
+    ".exe", ".com", ".bat", ".cmd", ".scr", ".pif", ".msi", ".dll", ".sh", ".bash",
+    ".ps1", ".vbs", ".vbe", ".js", ".jse", ".wsf", ".hta", ".jar", ".app", ".elf",
+    ".run", ".py", ".pl", ".lnk",
+}
+_EXECUTABLE_MAGIC = (
+    b"\x7fELF",  # ELF
+    b"MZ",  # DOS/PE
+    b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf",  # Mach-O (big endian)
+    b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",  # Mach-O (little endian)
+    b"\xca\xfe\xba\xbe",  # Mach-O universal / Java class
+    b"#!",  # shebang script
+    b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08",  # zip, jar, apk
+    b"\x00asm",  # WebAssembly
+)
+_DWG = re.compile(rb"AC10\d\d")
+_DXF_TEXT = re.compile(rb"\A\s*(?:999\r?\n[^\r\n]*\r?\n\s*)*0\r?\n\s*SECTION\s*\r?\n")
+_DXF_BINARY = b"AutoCAD Binary DXF\r\n\x1a\x00"
+
+
+class UploadRefused(ValueError):
+    """A file that cannot be attached; the message (pt-BR) names the rule it broke."""
+
+
+def _check_sha(sha256: str) -> str:
+    value = sha256.lower()
+    if not _SHA256.fullmatch(value):
+        raise ValueError("sha256 deve ter 64 caracteres hexadecimais")
+    return value
+
+
+class BlobStore:
+    """Files by SHA-256 under ``root``; each written atomically and only once."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root)!r})"
+
+    def path(self, sha256: str) -> Path:
+        value = _check_sha(sha256)
+        return self.root / value[:2] / value[2:]
+
+    def exists(self, sha256: str, size: int | None = None) -> bool:
+        try:
+            target = self.path(sha256)
+        except ValueError:
+            return False
+        try:
+            stat = target.stat()
+        except FileNotFoundError:
+            return False
+        return size is None or stat.st_size == size
+
+    def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if self.exists(digest, len(data)):
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            try:
+                os.unlink(tmp_name)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.parent)
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes of a blob; ``FileNotFoundError`` if it is not stored."""
+        return self.path(sha256).read_bytes()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def looks_executable(data: bytes, filename: str | None = None) -> bool:
+    if data.startswith(_EXECUTABLE_MAGIC):
+        return True
+    return bool(filename) and Path(filename).suffix.lower() in _EXECUTABLE_SUFFIXES
+
+
+def sniff_content_type(data: bytes, filename: str | None = None) -> str | None:
+    """The content type by magic bytes, or None when not accepted (executables always).
+
+    ``filename`` never makes content acceptable; an executable name (``.exe``, ``.sh``…)
+    makes it unacceptable.
+    """
+    if not data or looks_executable(data, filename):
+        return None
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if _DWG.match(data[:6]):
+        return "image/vnd.dwg"
+    if data.startswith(_DXF_BINARY) or _DXF_TEXT.match(data[:4096]):
+        return "image/vnd.dxf"
+    return None
+
+
+def _size_text(size: int) -> str:
+    mb = f"{size / _MB:.1f}"
+    if float(mb) * _MB <= MAX_DOCUMENT_BYTES:  # rounds to "3,0": give the exact bytes
+        return f"{size:,} bytes".replace(",", ".")
+    return f"{mb.replace('.', ',')} MB"
+
+
+def _clean_filename(filename: str) -> str:
+    name = Path(filename.replace("\\", "/")).name.strip()
+    if not name or name in (".", ".."):
+        raise UploadRefused("nome de arquivo vazio")
+    if len(name) > 255:
+        raise UploadRefused("nome de arquivo com mais de 255 caracteres")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UploadRefused("nome de arquivo contém caracteres de controle")
+    return name
+
+
+def upload(
+    store: Store,
+    blobs: BlobStore,
+    path_or_bytes: str | os.PathLike[str] | bytes,
+    *,
+    kind: str,
+    filename: str | None = None,
+) -> DocumentRef:
+    """Check a file, store it once (blob + ``DocumentRecord``) and return its reference.
+
+    Raises ``UploadRefused`` (one pt-BR message naming the rule) and stores nothing when
+    the kind is unknown, the file is empty, larger than 3 MB, or not an accepted type.
+    """
+    if kind not in DOCUMENT_KINDS:
+        raise UploadRefused(
+            f"tipo de documento '{kind}' desconhecido; aceitos: {', '.join(DOCUMENT_KINDS)}"
+        )
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        data: bytes | None = bytes(path_or_bytes)
+        size = len(data)
+        source_name = filename
+    else:
+        source = Path(path_or_bytes)
+        try:
+            size = source.stat().st_size
+        except FileNotFoundError:
+            raise UploadRefused(f"arquivo não encontrado: {source.name}") from None
+        if not source.is_file():
+            raise UploadRefused(f"não é um arquivo regular: {source.name}")
+        data = None
+        source_name = filename or source.name
+    if size == 0:
+        raise UploadRefused("arquivo vazio")
+    if size > MAX_DOCUMENT_BYTES:
+        raise UploadRefused(f"arquivo de {_size_text(size)} excede o limite de 3 MB")
+    if data is None:
+        data = Path(path_or_bytes).read_bytes()  # type: ignore[arg-type]
+        size = len(data)
+        if size == 0:
+            raise UploadRefused("arquivo vazio")
+        if size > MAX_DOCUMENT_BYTES:
+            raise UploadRefused(f"arquivo de {_size_text(size)} excede o limite de 3 MB")
+    name = _clean_filename(source_name) if source_name else None
+    content_type = sniff_content_type(data, name)
+    if content_type is None:
+        hint = " (arquivo executável renomeado?)" if looks_executable(data, name) else ""
+        raise UploadRefused(f"conteúdo não é {ACCEPTED_TYPES_TEXT}{hint}")
+
+    digest = blobs.put(data)
+    if name is None:
+        name = f"{kind}-{digest[:12]}{_EXTENSIONS[content_type]}"
+    _record_document(store, digest, kind=kind, filename=name, size=size, content_type=content_type)
+    return DocumentRef(
+        sha256=digest, kind=kind, filename=name, size=size, content_type=content_type
+    )
+
+
+def _record_document(
+    store: Store, digest: str, *, kind: str, filename: str, size: int, content_type: str
+) -> None:
+    """Insert the DocumentRecord unless present (the first upload's kind/name are kept)."""
+    try:
+        with store.session() as s:
+            if s.get(DocumentRecord, digest) is None:
+                s.add(
+                    DocumentRecord(
+                        sha256=digest,
+                        kind=kind,
+                        filename=filename,
+                        size=size,
+                        content_type=content_type,
+                    )
+                )
+    except IntegrityError:
+        pass  # a concurrent upload of the same content recorded it first

@@ -1,0 +1,702 @@
+"""E-mail: pt-BR templates rendered with jinja2 and sent once per key through SMTP.
+
+``render`` is pure (the CLI preview and the tests use it); ``MailActivities`` adds the
+outbox that makes a retried activity deliver a message once, and the technician's
+credentials, whose secrets exist only in this process and in the e-mail that carries them.
+
+Exactly once per key
+--------------------
+Each message has a key (workflow id + step + cycle). Before talking to SMTP the activity
+*claims* the key in the ``Outbox`` table (status ``sending``, attempts + 1) and commits;
+right after the server's 250 it marks it ``sent``. A later call finds ``sent`` and
+returns ``duplicate`` without sending, or finds ``refused`` and returns the recorded
+refusal. A call that finds ``sending`` means the previous attempt failed somewhere
+between the claim and the mark (connection refused, 4xx, timeout, crash) and sends again.
+
+The one window left is a crash (or a failed DB commit) between the server's 250 and the
+``sent`` commit: the retry then delivers a second copy. It is narrowed by doing every
+slow or fallible step (rendering, reading attachments, the claim) *before* the SMTP
+transaction and nothing but one small UPDATE after it; and the copy carries the same
+``Message-ID`` (derived from the key) and ``X-GD-Key``, so mail stores that deduplicate
+by Message-ID, and any reader, can tell it is the same message. (Two attempts of one
+key running at the same time, which Temporal only does after a start-to-close timeout,
+could also both send: keep that timeout above ``smtp_timeout_s`` × 2.)
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
+from functools import cache
+from pathlib import Path
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+import aiosmtplib
+import jinja2
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.blobs import BlobStore
+from activities.store import Store
+from activities.tables import Outbox, TechnicianSecret
+from models.activities import CredentialsRequest, EmailRequest, EmailResult
+from models.common import DocumentRef
+from models.settings import GdSettings
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+LOCAL_TZ = ZoneInfo("America/Sao_Paulo")
+MESSAGE_ID_DOMAIN = "gd.cemig.local"
+
+# Lifetimes of the technician's secrets (the guide gives none; the AGV asks for a new
+# password at first login, the APR link is meant to be used at once).
+AGV_PASSWORD_TTL = timedelta(days=30)
+APR_TOKEN_TTL = timedelta(hours=72)
+
+
+class TemplateInfo(NamedTuple):
+    """What a template needs: the settings field naming its sender, the context keys."""
+
+    sender_setting: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+# A key whose value is None counts as absent; keys no template uses are ignored. Every
+# template may also use ``recipient_name`` (greeting; ``customer_name`` if absent).
+# ``apr_url``, ``agv_url`` and the sender addresses come from the settings and
+# ``attachment_names`` from the request's attachments: the workflow never passes them
+# (COMMON_KEYS). Dates are ISO 8601 strings with an offset (``effective_from``: a date).
+# ``reasons``/``pendencies`` are lists of Reason ({code, text}); ``findings`` a list of
+# str; ``units`` a list of {installation_number, percent|priority}.
+TEMPLATES: dict[str, TemplateInfo] = {
+    # Access request and inquiry (AccessRequest): to the customer and the RT.
+    "request_received": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "protocol", "apr_due_at"),
+        ("generation_class",)),
+    "inquiry_received": TemplateInfo("sender_agv", ("request_id", "due_at")),
+    # due_at: until when the reanalysis may be requested (rule pendencies_answer).
+    "apr_lapsed": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "protocol"), ("apr_due_at", "due_at")),
+    "analysis_started": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "due_at", "rule", "cycle"),
+        ("protocol", "generation_class", "works_declared")),
+    # due_at: until when the vistoria must be requested (inspection_request_window).
+    "parecer_issued": TemplateInfo(
+        "sender_agv", ("request_id", "service_note"), ("due_at", "notes", "requires_works")),
+    # due_at: until when the pendências must be answered (pendencies_answer, 30 days).
+    "suspended": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "pendencies", "due_at")),
+    "reproved": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "reasons"), ("due_at",)),
+    "reanalysis_started": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "reproved_service_note", "due_at"),
+        ("protocol", "cycle")),
+    "inquiry_answered": TemplateInfo("sender_agv", ("request_id", "answer")),
+    "inspection_requested": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "due_at"), ("voltage_kv",)),
+    "inspection_reproved": TemplateInfo(
+        "sender_agv", ("request_id", "service_note", "findings"), ("due_at",)),
+    "connected": TemplateInfo("sender_agv", ("request_id", "service_note"), ("connected_at",)),
+    # cause: "withdrawn" (desistência) or "lapsed" (prazo esgotado, by policy); without
+    # it the text only says "cancelada" and shows ``reason``.
+    "cancelled": TemplateInfo(
+        "sender_agv", ("request_id",), ("cause", "reason", "service_note")),
+    # rule: the paused deadline's rule (REN art. 64).
+    "clock_paused": TemplateInfo(
+        "sender_agv", ("request_id", "reason"), ("paused_at", "service_note", "rule")),
+    "clock_resumed": TemplateInfo(
+        "sender_agv", ("request_id", "due_at"), ("service_note", "rule", "reason")),
+    # Internal: to the analysts and to the supervisor (``to=["role:analysts"]`` /
+    # ``["role:supervisor"]`` are resolved to the settings' addresses). step: a rule name.
+    "deadline_reminder": TemplateInfo(
+        "sender_agv", ("request_id", "step", "due_at"), ("service_note", "generation_class")),
+    "sla_escalation": TemplateInfo(
+        "sender_agv", ("request_id", "step", "due_at", "breached_at"),
+        ("service_note", "process")),
+    # Technician registration: the registration lives in APR Web, so APR's sender.
+    "technician_received": TemplateInfo("sender_apr", ("technician",), ("due_at",)),
+    "technician_agv_credentials": TemplateInfo(
+        "sender_agv", ("login", "password"), ("expires_at",)),
+    "technician_apr_approved": TemplateInfo("sender_apr", ("technician", "login")),
+    "technician_apr_set_password": TemplateInfo(
+        "sender_partweb", ("login", "token", "set_password_url", "expires_at")),
+    "technician_rejected": TemplateInfo("sender_apr", ("technician", "reasons")),
+    # Cadastramento de UC recebedora (BeneficiaryRegistration).
+    "beneficiaries_received": TemplateInfo(
+        "sender_agv", ("request_id", "generator_installation", "modality"), ("due_at",)),
+    "beneficiaries_registered": TemplateInfo(
+        "sender_agv",
+        ("request_id", "generator_installation", "modality", "effective_from", "mode", "units")),
+    "beneficiaries_rejected": TemplateInfo(
+        "sender_agv", ("request_id", "generator_installation", "reasons")),
+}
+
+COMMON_KEYS = ("recipient_name", "customer_name", "attachment_names", "apr_url", "agv_url",
+               "sender_agv", "sender_apr", "sender_partweb")
+
+
+class TemplateContextError(ValueError):
+    """A template was asked for with an unknown name or a context that does not fit it."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+# --- filters ---------------------------------------------------------------------------
+
+STEP_LABELS = {
+    "apr_window": "cadastro da solicitação no APR Web (24 horas)",
+    "parecer": "emissão do parecer de acesso",
+    "inquiry_answer": "resposta à consulta de acesso",
+    "technician_review": "análise do cadastro do Responsável Técnico",
+    "pendencies_answer": "resposta às pendências",
+    "inspection_request_window": "solicitação de vistoria",
+    "inspection": "realização da vistoria",
+    "beneficiaries_review": "análise do cadastramento de UC recebedora",
+}
+MODALITY_LABELS = {
+    "local": "autoconsumo local",
+    "remote": "autoconsumo remoto",
+    "shared": "geração compartilhada",
+    "multi_unit": "empreendimento com múltiplas unidades consumidoras (EMUC)",
+}
+CLASS_LABELS = {"micro": "microgeração", "mini": "minigeração"}
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TemplateContextError(f"expected an ISO 8601 date-time, got {value!r}")
+    if value.tzinfo is None:
+        raise TemplateContextError(f"date-time without offset: {value.isoformat()!r}")
+    return value.astimezone(LOCAL_TZ)
+
+
+def datahora(value: Any) -> str:
+    """``2026-04-23T02:59:00+00:00`` → ``22/04/2026 às 23:59 (horário de Brasília)``."""
+    return _as_datetime(value).strftime("%d/%m/%Y às %H:%M (horário de Brasília)")
+
+
+def data(value: Any) -> str:
+    """A date, or a date-time read in Brasília: ``22/04/2026``."""
+    if isinstance(value, str) and len(value) == 10:
+        value = date.fromisoformat(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y")
+    return _as_datetime(value).strftime("%d/%m/%Y")
+
+
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
+@cache
+def _reason_catalogue() -> dict[str, tuple[str, bool]]:
+    """code → (pt-BR text, whether only the analyst's own words mean anything)."""
+    try:
+        from domain.reasons import catalogue
+    except ImportError:  # pragma: no cover - the catalogue is optional for rendering
+        return {}
+    return {code: (entry.text, entry.requires_text) for code, entry in catalogue().items()}
+
+
+def motivo(reason: Any) -> str:
+    """A Reason as the requester reads it: ``[CODE] catalogue text — analyst's words``."""
+    code = _field(reason, "code")
+    text = (_field(reason, "text") or "").strip()
+    known, free_text = _reason_catalogue().get(code or "", (None, False))
+    parts = [text] if free_text and text else [p for p in (known, text) if p]
+    if known and text == known.strip():
+        parts = [known]
+    return f"[{code}] " + (" — ".join(parts) if parts else "(sem descrição)")
+
+
+def numero(value: Any) -> str:
+    """A number as written in pt-BR: ``0.22`` → ``0,22``."""
+    return f"{float(value):g}".replace(".", ",")
+
+
+def percentual(value: Any) -> str:
+    return f"{float(value):.2f}".replace(".", ",") + " %"
+
+
+def etapa(value: str) -> str:
+    return STEP_LABELS.get(value, value)
+
+
+def modalidade(value: str) -> str:
+    return MODALITY_LABELS.get(value, value)
+
+
+def classe(value: str) -> str:
+    return CLASS_LABELS.get(value, value)
+
+
+def _fail(message: str) -> None:
+    raise TemplateContextError(message)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False, default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(datahora=datahora, data=data, motivo=motivo, percentual=percentual,
+                       numero=numero, etapa=etapa, modalidade=modalidade, classe=classe)
+    env.globals["fail"] = _fail
+    return env
+
+
+LINK_SETTINGS = ("apr_url", "agv_url", "sender_agv", "sender_apr", "sender_partweb")
+
+
+def default_links(settings: GdSettings | None = None) -> dict[str, str]:
+    """Portal addresses and senders the templates name (settings defaults if none given)."""
+    if settings is None:
+        return {name: GdSettings.model_fields[name].default for name in LINK_SETTINGS}
+    return {name: getattr(settings, name) for name in LINK_SETTINGS}
+
+
+def sample_context(template: str) -> dict[str, Any]:
+    """A plausible context for ``template`` (templates/email/samples.json): previews, tests."""
+    return dict(_samples()[template])
+
+
+@cache
+def _samples() -> dict[str, dict[str, Any]]:
+    return json.loads((TEMPLATE_DIR / "samples.json").read_text("utf-8"))
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def render(template: str, context: Mapping[str, Any], *,
+           links: Mapping[str, str] | None = None) -> RenderedEmail:
+    """Subject, text and HTML of ``template`` for ``context``; pure.
+
+    Raises ``TemplateContextError`` for an unknown template, a missing required key, any
+    other name a template uses and the context lacks (jinja2 StrictUndefined), or a date
+    without offset. A key whose value is None counts as absent. ``links`` (portal URLs,
+    sender addresses) default to the settings' defaults; the activity passes its settings.
+    """
+    info = TEMPLATES.get(template)
+    if info is None:
+        raise TemplateContextError(f"unknown e-mail template {template!r}")
+    context = {key: value for key, value in context.items() if value is not None}
+    missing = [key for key in info.required if key not in context]
+    if missing:
+        raise TemplateContextError(
+            f"template {template!r}: missing required context key(s): {', '.join(missing)}")
+    values: dict[str, Any] = {**default_links(), **(links or {}), "attachment_names": []}
+    values.update(context)
+    env = _environment()
+    try:
+        subject = env.get_template(f"{template}.subject.j2").render(values)
+        # A header is one line: values with line breaks cannot inject headers.
+        values["subject"] = " ".join(subject.split())
+        text = env.get_template(f"{template}.txt.j2").render(values)
+        html = env.get_template(f"{template}.html.j2").render(values)
+    except (jinja2.UndefinedError, ValueError) as error:  # incl. a date that does not parse
+        raise TemplateContextError(f"template {template!r}: {error}") from error
+    return RenderedEmail(subject=values["subject"], text=_tidy_text(text), html=html)
+
+
+# --- sending ---------------------------------------------------------------------------
+
+
+def message_id_for(key: str) -> str:
+    """The Message-ID of the message of ``key``: the same on every (re)send."""
+    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@{MESSAGE_ID_DOMAIN}>"
+
+
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
+
+
+def _scrub(text: str) -> str:
+    """An SMTP reply without e-mail addresses (they are personal data)."""
+    return " ".join(_ADDRESS.sub("<destinatário>", text).split())[:500]
+
+
+def _reply(code: int, message: str) -> str:
+    return _scrub(f"{code} {message}")
+
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+def hash_secret(secret: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` (base64), with a fresh 16-byte salt per secret."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
+                            p=SCRYPT_P, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    scheme, n, r, p, salt, digest = stored.split("$")
+    if scheme != "scrypt":
+        return False
+    actual = hashlib.scrypt(secret.encode("utf-8"), salt=base64.b64decode(salt), n=int(n),
+                            r=int(r), p=int(p), dklen=32)
+    return secrets.compare_digest(actual, base64.b64decode(digest))
+
+
+class SmtpTransientError(Exception):
+    """The message did not leave; Temporal retries the activity (reply scrubbed)."""
+
+
+@dataclass
+class _Outgoing:
+    key: str
+    template: str
+    sender: str
+    to: list[str]
+    cc: list[str]
+    context: dict[str, Any]
+    attachments: list[DocumentRef]
+    # Runs inside the claim's transaction (e.g. to store a secret's hash), and on a
+    # permanent refusal (to drop it again): the DB never holds a hash nobody received.
+    on_claim: Callable[[Session], None] | None = None
+    on_refused: Callable[[Session], None] | None = None
+
+    @property
+    def recipients(self) -> list[str]:
+        return [*self.to, *self.cc]
+
+
+# Recipients the workflows name by role; the addresses are configuration.
+ROLE_RECIPIENTS = {"role:analysts": "analysts_email", "role:supervisor": "supervisor_email"}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _non_retryable(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+class MailActivities:
+    """``send_email`` and ``send_technician_credentials``: at most one delivery per key,
+    except for the window described in this module's docstring."""
+
+    def __init__(self, store: Store, blobs: BlobStore, settings: GdSettings):
+        self.store = store
+        self.blobs = blobs
+        self.settings = settings
+
+    # --- activities ---------------------------------------------------------------
+
+    @activity.defn(name="send_email")
+    async def send_email(self, req: EmailRequest) -> EmailResult:
+        """Render ``req.template``, attach the blobs and send once per ``req.key``.
+
+        Returns ``sent``, ``duplicate`` (the key was already sent: nothing is sent) or
+        ``refused`` (a permanent 5xx, recorded and returned, never retried). Transient
+        failures (connection, timeout, 4xx) raise and Temporal retries. A bad template
+        or context, or a missing attachment, raises a non-retryable ApplicationError.
+        """
+        info = TEMPLATES.get(req.template)
+        if info is None:
+            raise _non_retryable(f"unknown e-mail template {req.template!r}", "UnknownTemplate")
+        sender = req.sender or getattr(self.settings, info.sender_setting)
+        return await self._deliver(_Outgoing(
+            key=req.key, template=req.template, sender=sender, to=self._addresses(req.to),
+            cc=self._addresses(req.cc), context=dict(req.context),
+            attachments=list(req.attachments)))
+
+    @activity.defn(name="send_technician_credentials")
+    async def send_technician_credentials(self, req: CredentialsRequest) -> list[EmailResult]:
+        """The three e-mails of an approved RT, each once (keys ``KEY:agv``, ``KEY:apr``,
+        ``KEY:apr-password``), from agv@, part_apr@ and Partweb@.
+
+        The AGV initial password and the APR password-setting token are created here with
+        ``secrets``; only their scrypt hashes are stored (``TechnicianSecret``, one row per
+        technician and kind). They never appear in the result, the logs or the DB in clear.
+
+        Retries: a message whose key is ``sent`` is not sent again and its secret is not
+        touched. A key found in ``sending`` (the previous attempt may or may not have
+        delivered: the secret is gone with it) gets a **new** secret, whose hash replaces
+        the old one, and the message is sent again: if two e-mails arrived, the later
+        one holds the valid password/token. AGV login: the RT's CPF (Cemig Atende logs in
+        by CPF); APR login: the council registration key (``CREA-MG-12345``).
+        """
+        s = self.settings
+        base = {"recipient_name": req.name, "technician": req.technician}
+        agv = await self._deliver_with_secret(
+            req, key=f"{req.key}:agv", template="technician_agv_credentials",
+            sender=s.sender_agv, kind="agv_password", ttl=AGV_PASSWORD_TTL,
+            context=lambda secret, expires: {
+                **base, "login": req.cpf, "password": secret, "expires_at": expires})
+        approved = await self._deliver(_Outgoing(
+            key=f"{req.key}:apr", template="technician_apr_approved", sender=s.sender_apr,
+            to=[req.email], cc=[], context={**base, "login": req.technician}, attachments=[]))
+        set_password = await self._deliver_with_secret(
+            req, key=f"{req.key}:apr-password", template="technician_apr_set_password",
+            sender=s.sender_partweb, kind="apr_password_token", ttl=APR_TOKEN_TTL,
+            context=lambda secret, expires: {
+                **base, "login": req.technician, "token": secret, "expires_at": expires,
+                "set_password_url": self._set_password_url(secret)})
+        return [agv, approved, set_password]
+
+    # --- the outbox -----------------------------------------------------------------
+
+    async def _deliver_with_secret(self, req: CredentialsRequest, *, key: str, template: str,
+                                   sender: str, kind: str, ttl: timedelta,
+                                   context: Callable[[str, str], dict[str, Any]]) -> EmailResult:
+        settled = self._settled(key)
+        if settled is not None:
+            return settled
+        secret = secrets.token_urlsafe(12 if kind == "agv_password" else 32)
+        expires = _now() + ttl
+        secret_hash = hash_secret(secret)
+
+        def store_hash(session: Session) -> None:
+            self._put_secret(session, req.technician, kind, secret_hash, expires)
+
+        def drop_hash(session: Session) -> None:
+            self._drop_secret(session, req.technician, kind, secret_hash)
+
+        out = _Outgoing(key=key, template=template, sender=sender, to=[req.email], cc=[],
+                        context=context(secret, expires.isoformat()), attachments=[],
+                        on_claim=store_hash, on_refused=drop_hash)
+        return await self._deliver(out)
+
+    async def _deliver(self, out: _Outgoing) -> EmailResult:
+        settled = self._settled(out.key)
+        if settled is not None:
+            self._log(out, settled.status)
+            return settled
+        if not out.recipients:
+            raise _non_retryable(f"e-mail {out.key}: no recipients", "NoRecipients")
+        message = self._compose(out)  # everything fallible happens before the claim
+        settled = self._claim(out)
+        if settled is not None:
+            self._log(out, settled.status)
+            return settled
+        try:
+            errors, _ = await self._smtp_send(message, out)
+        except SmtpTransientError as error:
+            self._note(out.key, str(error))
+            self._log(out, "retry")
+            raise ApplicationError(f"e-mail {out.key}: SMTP temporariamente indisponível: "
+                                   f"{error}", type="SmtpTransient") from None
+        except _Refused as refusal:
+            result = self._refuse(out, refusal.detail)
+            self._log(out, "refused")
+            return result
+        detail = None
+        if errors:  # some recipients refused, the others got it
+            replies = sorted({_reply(r.code, r.message) for r in errors.values()})
+            detail = (f"{len(errors)} de {len(out.recipients)} destinatário(s) recusado(s): "
+                      + "; ".join(replies))
+        message_id = message["Message-ID"]
+        self._mark_sent(out.key, message_id, detail)
+        self._log(out, "sent")
+        return EmailResult(key=out.key, template=out.template, status="sent",
+                           message_id=message_id, detail=detail)
+
+    def _settled(self, key: str) -> EmailResult | None:
+        with self.store.session(write=False) as session:
+            row = session.get(Outbox, key)
+            return _settled_result(row) if row is not None else None
+
+    def _claim(self, out: _Outgoing) -> EmailResult | None:
+        """Mark the key ``sending`` (attempts + 1) in one committed transaction, or return
+        the settled result if another attempt finished it meanwhile."""
+        with self.store.session() as session:
+            row = session.get(Outbox, out.key, with_for_update=True)
+            if row is not None and (settled := _settled_result(row)) is not None:
+                return settled
+            if row is None:
+                row = Outbox(key=out.key, template=out.template, status="sending", attempts=0)
+                session.add(row)
+            row.status = "sending"
+            row.template = out.template
+            row.attempts += 1
+            row.recipients_count = len(out.recipients)
+            if out.on_claim is not None:
+                out.on_claim(session)
+        return None
+
+    def _mark_sent(self, key: str, message_id: str, detail: str | None) -> None:
+        with self.store.session() as session:
+            row = session.get(Outbox, key)
+            assert row is not None, "claimed row vanished"
+            row.status = "sent"
+            row.message_id = message_id
+            row.sent_at = _now()
+            row.detail = detail
+
+    def _refuse(self, out: _Outgoing, detail: str) -> EmailResult:
+        with self.store.session() as session:
+            row = session.get(Outbox, out.key)
+            assert row is not None, "claimed row vanished"
+            row.status = "refused"
+            row.detail = detail
+            if out.on_refused is not None:
+                out.on_refused(session)
+        return EmailResult(key=out.key, template=out.template, status="refused", detail=detail)
+
+    def _note(self, key: str, detail: str) -> None:
+        """Keep the last transient failure on the row (best effort: the retry matters)."""
+        try:
+            with self.store.session() as session:
+                row = session.get(Outbox, key)
+                if row is not None and row.status == "sending":
+                    row.detail = detail
+        except Exception:  # noqa: BLE001 - the SMTP failure is what the caller must see
+            log.warning("mail key=%s: could not record the transient failure", key)
+
+    @staticmethod
+    def _put_secret(session: Session, technician: str, kind: str, secret_hash: str,
+                    expires: datetime) -> None:
+        row = session.exec(select(TechnicianSecret).where(
+            TechnicianSecret.technician == technician, TechnicianSecret.kind == kind)).first()
+        if row is None:
+            row = TechnicianSecret(technician=technician, kind=kind, secret_hash=secret_hash)
+            session.add(row)
+        row.secret_hash = secret_hash
+        row.created_at = _now()
+        row.expires_at = expires
+        row.used_at = None
+
+    @staticmethod
+    def _drop_secret(session: Session, technician: str, kind: str, secret_hash: str) -> None:
+        row = session.exec(select(TechnicianSecret).where(
+            TechnicianSecret.technician == technician, TechnicianSecret.kind == kind)).first()
+        if row is not None and row.secret_hash == secret_hash:
+            session.delete(row)
+
+    # --- message and SMTP -----------------------------------------------------------
+
+    def _addresses(self, recipients: list[str]) -> list[str]:
+        """``role:analysts``/``role:supervisor`` → the configured address; others as given."""
+        resolved: list[str] = []
+        for recipient in recipients:
+            setting = ROLE_RECIPIENTS.get(recipient)
+            if setting is None and recipient.startswith("role:"):
+                raise _non_retryable(f"unknown recipient role {recipient!r}", "UnknownRecipient")
+            address = getattr(self.settings, setting) if setting else recipient
+            if address not in resolved:
+                resolved.append(address)
+        return resolved
+
+    def _set_password_url(self, token: str) -> str:
+        return f"{self.settings.apr_url.rstrip('/')}/DefinirSenha.aspx?token={token}"
+
+    def _compose(self, out: _Outgoing) -> EmailMessage:
+        files = [(ref, self._attachment(out.key, ref)) for ref in out.attachments]
+        context = {**out.context, "attachment_names": [ref.filename for ref in out.attachments]}
+        try:
+            rendered = render(out.template, context, links=default_links(self.settings))
+        except TemplateContextError as error:
+            raise _non_retryable(str(error), "TemplateContextError") from None
+        message = EmailMessage()
+        message["From"] = out.sender
+        message["To"] = ", ".join(out.to)
+        if out.cc:
+            message["Cc"] = ", ".join(out.cc)
+        message["Subject"] = rendered.subject
+        message["Date"] = email.utils.format_datetime(datetime.now(LOCAL_TZ))
+        message["Message-ID"] = message_id_for(out.key)
+        message["X-GD-Key"] = out.key
+        message["X-GD-Template"] = out.template
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        for ref, data in files:
+            maintype, _, subtype = ref.content_type.partition("/")
+            message.add_attachment(data, maintype=maintype, subtype=subtype,
+                                   filename=ref.filename)
+        message["Content-Language"] = "pt-BR"  # after the body: set_content drops Content-*
+        return message
+
+    def _attachment(self, key: str, ref: DocumentRef) -> bytes:
+        try:
+            data = self.blobs.get(ref.sha256)
+        except (FileNotFoundError, ValueError):
+            raise _non_retryable(f"e-mail {key}: attachment {ref.sha256[:12]}… not in the "
+                                 f"blob store", "AttachmentMissing") from None
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise _non_retryable(f"e-mail {key}: attachment {ref.sha256[:12]}… does not match "
+                                 f"its hash", "AttachmentCorrupt")
+        return data
+
+    async def _smtp_send(self, message: EmailMessage, out: _Outgoing) -> tuple[dict, str]:
+        s = self.settings
+        password = getattr(s, "smtp_password", None)
+        if hasattr(password, "get_secret_value"):
+            password = password.get_secret_value()
+        try:
+            return await aiosmtplib.send(
+                message, sender=out.sender, recipients=out.recipients,
+                hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
+                use_tls=bool(getattr(s, "smtp_ssl", False)),
+                start_tls=bool(getattr(s, "smtp_starttls", False)),
+                username=getattr(s, "smtp_username", None) or None,
+                password=password or None,
+                local_hostname=getattr(s, "smtp_local_hostname", None) or MESSAGE_ID_DOMAIN,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:  # nobody accepted
+            replies = [(r.code, _reply(r.code, r.message)) for r in error.recipients]
+            detail = "; ".join(sorted({text for _, text in replies}))
+            if replies and all(500 <= code < 600 for code, _ in replies):
+                raise _Refused(detail) from None
+            raise SmtpTransientError(detail) from None
+        except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as error:
+            detail = _reply(error.code, error.message)
+            if 500 <= error.code < 600:
+                raise _Refused(detail) from None
+            raise SmtpTransientError(detail) from None
+        except aiosmtplib.SMTPResponseException as error:  # sender, auth: our configuration
+            raise SmtpTransientError(_reply(error.code, error.message)) from None
+        except (aiosmtplib.SMTPException, OSError) as error:  # connection, timeout
+            raise SmtpTransientError(_scrub(f"{type(error).__name__}: {error}")) from None
+
+    @staticmethod
+    def _log(out: _Outgoing, status: str) -> None:
+        log.info("mail key=%s template=%s status=%s", out.key, out.template, status)
+
+
+class _Refused(Exception):
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _settled_result(row: Outbox) -> EmailResult | None:
+    if row.status == "sent":
+        return EmailResult(key=row.key, template=row.template, status="duplicate",
+                           message_id=row.message_id, detail=row.detail)
+    if row.status == "refused":
+        return EmailResult(key=row.key, template=row.template, status="refused",
+                           detail=row.detail)
+    return None

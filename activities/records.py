@@ -1,0 +1,436 @@
+"""Activities that read and write the store: intake validation, NS/Protocolo numbering
+and the event log with its projections.
+
+All are synchronous (the worker runs them in a thread pool) and idempotent: a retried
+activity returns the same numbers and writes no event twice. Logs carry ids only
+(workflow id, event key, counts and codes), never names, CPF/CNPJ, e-mails or phones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, select
+from temporalio import activity
+
+from activities.blobs import BlobStore
+from activities.store import Store
+from activities.tables import (
+    BeneficiaryAllocation,
+    EventRecord,
+    IssuedNumber,
+    RequestRecord,
+    TechnicianRecord,
+)
+from models.access import AccessRequestInput
+from models.activities import (
+    AllocationRecord,
+    IntakeCheck,
+    IntakeResult,
+    IssuedNumbers,
+    NumberRequest,
+    RequestRow,
+    TechnicianRow,
+    Transition,
+)
+from models.beneficiaries import BeneficiaryInput
+from models.common import DocumentRef, Problem, Technician, parse_or_problems
+from models.technician import TechnicianInput
+
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+SERVICE_NOTE_BASE = 7_000_000_000  # NS = base + sequence: always 10 digits
+SERVICE_NOTE_SEQUENCE = "service_note"
+# Allocation statuses still open to a decision: a transition updates that row in place.
+OPEN_ALLOCATION_STATUSES = ("PENDING_REVIEW",)
+
+_STATUS_TEXT = {
+    None: "sem cadastro",
+    "PENDING_REVIEW": "em análise",
+    "REJECTED": "reprovado",
+    "REFUSED": "recusado",
+}
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _as_dict(raw: Any) -> dict[str, Any] | None:
+    if isinstance(raw, BaseModel):
+        return raw.model_dump(mode="json")
+    return raw if isinstance(raw, dict) else None
+
+
+def _parse_alone(model: type[BaseModel], value: Any) -> Any:
+    parsed, problems = parse_or_problems(model, value)
+    return None if problems else parsed
+
+
+class RecordActivities:
+    """``validate_intake``, ``issue_numbers`` and ``record_transition`` on one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self.store = store
+        self.blobs = blobs
+        # Wall clock for issued_at (tests inject one to cross a year boundary).
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+
+    # --- intake ---------------------------------------------------------------------
+
+    @activity.defn(name="validate_intake")
+    def validate_intake(self, check: IntakeCheck) -> IntakeResult:
+        """Every problem of a start payload at once: the model's rules, then the store's.
+
+        Store checks run on every part that is well-formed on its own, even when another
+        part failed, so the caller learns everything in one answer.
+        """
+        if check.process == "access":
+            model, problems = self._check_access(check.raw)
+        elif check.process == "technician":
+            model, problems = parse_or_problems(TechnicianInput, check.raw)
+        else:
+            model, problems = self._check_beneficiaries(check.raw)
+        activity.logger.info(
+            "intake checked: workflow=%s process=%s problems=%d codes=%s",
+            check.workflow_id,
+            check.process,
+            len(problems),
+            ",".join(sorted({p.code for p in problems})) or "-",
+        )
+        if problems or model is None:
+            return IntakeResult(problems=problems, normalized=None)
+        return IntakeResult(problems=[], normalized=model.model_dump(mode="json"))
+
+    def _check_access(self, raw: Any) -> tuple[AccessRequestInput | None, list[Problem]]:
+        model, problems = parse_or_problems(AccessRequestInput, raw)
+        data = _as_dict(raw) or {}
+        if model is not None:
+            documents = list(enumerate(model.documents))
+            kind = model.kind
+            technician = model.technician
+        else:
+            raw_docs = data.get("documents")
+            documents = []
+            if isinstance(raw_docs, list):
+                for i, item in enumerate(raw_docs):
+                    ref = _parse_alone(DocumentRef, item)
+                    if ref is not None:
+                        documents.append((i, ref))
+            kind = data.get("kind")
+            technician = _parse_alone(Technician, data.get("technician"))
+        problems.extend(self._document_problems(documents))
+        if kind == "request" and technician is not None:
+            problem = self._technician_problem(technician)
+            if problem:
+                problems.append(problem)
+        return model, problems
+
+    def _document_problems(self, documents: list[tuple[int, DocumentRef]]) -> list[Problem]:
+        found: list[Problem] = []
+        for i, ref in documents:
+            field = f"documents[{i}]"
+            label = f"documento {ref.kind} (sha256 {ref.sha256[:12]}…)"
+            if not self.blobs.exists(ref.sha256):
+                found.append(
+                    Problem(
+                        field=field,
+                        code="document_missing",
+                        message=f"{label} não encontrado no repositório de arquivos: "
+                        "envie o arquivo (gd docs upload) antes de referenciá-lo",
+                    )
+                )
+                continue
+            actual = self.blobs.path(ref.sha256).stat().st_size
+            if actual != ref.size:
+                found.append(
+                    Problem(
+                        field=field,
+                        code="document_size_mismatch",
+                        message=f"{label}: tamanho informado de {ref.size} bytes difere do "
+                        f"arquivo armazenado ({actual} bytes)",
+                    )
+                )
+                continue
+            record = self.store.document(ref.sha256)
+            if record is not None and record.content_type != ref.content_type:
+                found.append(
+                    Problem(
+                        field=field,
+                        code="document_type_mismatch",
+                        message=f"{label}: tipo informado {ref.content_type} difere do "
+                        f"conteúdo armazenado ({record.content_type})",
+                    )
+                )
+        return found
+
+    def _technician_problem(self, technician: Technician) -> Problem | None:
+        status = self.store.technician_status(technician.key)
+        if status == "APPROVED":
+            return None
+        situation = _STATUS_TEXT.get(status, status)
+        return Problem(
+            field="technician",
+            code="technician_not_approved",
+            message=f"responsável técnico {technician.council}-{technician.uf} "
+            f"nº {technician.registration} não está aprovado no cadastro de RT "
+            f"(situação: {situation}); a solicitação exige um RT aprovado",
+        )
+
+    def _check_beneficiaries(self, raw: Any) -> tuple[BeneficiaryInput | None, list[Problem]]:
+        model, problems = parse_or_problems(BeneficiaryInput, raw)
+        data = _as_dict(raw) or {}
+        if model is not None:
+            request_id: str | None = model.request_id
+            generator: str | None = model.generator_installation
+        else:
+            request_id = data.get("request_id")
+            if not isinstance(request_id, str) or any(p.field == "request_id" for p in problems):
+                request_id = None
+            generator = data.get("generator_installation")
+            if not isinstance(generator, str) or any(
+                p.field == "generator_installation" for p in problems
+            ):
+                generator = None
+        if request_id is None:
+            return model, problems
+        record = self.store.request_by_request_id(request_id, kind="request")
+        if record is None or record.status != "CONNECTED":
+            situation = record.status if record else "não encontrada"
+            problems.append(
+                Problem(
+                    field="request_id",
+                    code="generator_not_connected",
+                    message=f"a solicitação de acesso {request_id} não tem usina conectada "
+                    f"(situação: {situation}); o cadastro de UC recebedora exige a "
+                    "geradora conectada",
+                )
+            )
+        elif record.installation_number and generator and record.installation_number != generator:
+            problems.append(
+                Problem(
+                    field="generator_installation",
+                    code="generator_installation_mismatch",
+                    message=f"UC geradora {generator} difere da instalação "
+                    f"{record.installation_number} registrada na solicitação {request_id}",
+                )
+            )
+        return model, problems
+
+    # --- numbering ------------------------------------------------------------------
+
+    @activity.defn(name="issue_numbers")
+    def issue_numbers(self, req: NumberRequest) -> IssuedNumbers:
+        """NS (10 digits) and Protocolo (year + 6-digit yearly sequence), once per step."""
+        issued = self._issued(req)
+        if issued is not None:
+            return issued
+        issued_at = _aware(self.clock())
+        year = issued_at.astimezone(SAO_PAULO).year
+        try:
+            with self.store.session() as s:
+                row = self._issued_row(s, req)
+                if row is None:
+                    ns = _next_value(s, SERVICE_NOTE_SEQUENCE)
+                    seq = _next_value(s, f"protocol-{year}")
+                    row = IssuedNumber(
+                        workflow_id=req.workflow_id,
+                        step=req.step,
+                        service_note=f"{SERVICE_NOTE_BASE + ns:010d}",
+                        protocol=f"{year:04d}{seq:06d}",
+                        issued_at=issued_at,
+                    )
+                    s.add(row)
+                    s.flush()
+                    activity.logger.info(
+                        "numbers issued: workflow=%s step=%s ns=%s protocol=%s",
+                        req.workflow_id, req.step, row.service_note, row.protocol,
+                    )
+                result = _numbers(row)
+            return result
+        except IntegrityError:
+            # A concurrent twin (same workflow and step) committed first: use its numbers.
+            issued = self._issued(req)
+            if issued is None:
+                raise
+            return issued
+
+    @staticmethod
+    def _issued_row(s: Session, req: NumberRequest) -> IssuedNumber | None:
+        return s.exec(
+            select(IssuedNumber).where(
+                IssuedNumber.workflow_id == req.workflow_id, IssuedNumber.step == req.step
+            )
+        ).first()
+
+    def _issued(self, req: NumberRequest) -> IssuedNumbers | None:
+        with self.store.session(write=False) as s:
+            row = self._issued_row(s, req)
+            return _numbers(row) if row else None
+
+    # --- event log and projections --------------------------------------------------
+
+    @activity.defn(name="record_transition")
+    def record_transition(self, t: Transition) -> None:
+        """Append the event once and upsert the projections, in one transaction."""
+        try:
+            with self.store.session() as s:
+                if _event_exists(s, t.workflow_id, t.event_key):
+                    activity.logger.info(
+                        "transition already recorded: workflow=%s event=%s",
+                        t.workflow_id, t.event_key,
+                    )
+                    return
+                dumped = t.model_dump(mode="json", include={"reasons", "documents", "data"})
+                s.add(
+                    EventRecord(
+                        workflow_id=t.workflow_id,
+                        event_key=t.event_key,
+                        process=t.process,
+                        action=t.action,
+                        status=t.status,
+                        at=_aware(t.at),
+                        actor_id=t.actor.id if t.actor else None,
+                        actor_role=t.actor.role if t.actor else None,
+                        reasons=dumped["reasons"],
+                        documents=dumped["documents"],
+                        data=dumped["data"],
+                    )
+                )
+                s.flush()  # a concurrent twin fails here, before any projection is touched
+                if t.request is not None:
+                    _upsert_request(s, t.request)
+                if t.technician is not None:
+                    _upsert_technician(s, t.technician)
+                if t.allocation is not None:
+                    _upsert_allocation(s, t.allocation, self.store.dialect)
+        except IntegrityError:
+            with self.store.session(write=False) as s:
+                if _event_exists(s, t.workflow_id, t.event_key):
+                    return  # the twin wrote everything
+            raise
+        activity.logger.info(
+            "transition recorded: workflow=%s event=%s action=%s status=%s",
+            t.workflow_id, t.event_key, t.action, t.status,
+        )
+
+
+def _numbers(row: IssuedNumber) -> IssuedNumbers:
+    return IssuedNumbers(
+        service_note=row.service_note, protocol=row.protocol, issued_at=_aware(row.issued_at)
+    )
+
+
+def _next_value(s: Session, name: str) -> int:
+    """Advance a named sequence atomically in the session's transaction.
+
+    ``UPDATE … RETURNING`` holds the row lock (PostgreSQL) or the write lock (SQLite,
+    ``BEGIN IMMEDIATE``) until commit, so two transactions never get the same value and a
+    rolled-back one leaves no gap. A missing row is inserted first; a concurrent insert of
+    the same row is tolerated (``ON CONFLICT DO NOTHING``, on both back-ends).
+    """
+    conn = s.connection()
+    bump = sa.text("UPDATE number_sequence SET value = value + 1 WHERE name = :name RETURNING value")
+    value = conn.execute(bump, {"name": name}).scalar()
+    if value is None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO number_sequence (name, value) VALUES (:name, 0) "
+                "ON CONFLICT (name) DO NOTHING"
+            ),
+            {"name": name},
+        )
+        value = conn.execute(bump, {"name": name}).scalar_one()
+    return int(value)
+
+
+def _event_exists(s: Session, workflow_id: str, event_key: str) -> bool:
+    found = s.exec(
+        select(EventRecord.id).where(
+            EventRecord.workflow_id == workflow_id, EventRecord.event_key == event_key
+        )
+    ).first()
+    return found is not None
+
+
+def _upsert_request(s: Session, row: RequestRow) -> None:
+    values = row.model_dump()
+    values["created_at"] = _aware(row.created_at)
+    values["updated_at"] = _aware(row.updated_at)
+    record = s.get(RequestRecord, row.workflow_id)
+    if record is None:
+        s.add(RequestRecord(**values))
+    elif _aware(record.updated_at) <= values["updated_at"]:  # never go back in time
+        for key, value in values.items():
+            setattr(record, key, value)
+
+
+def _upsert_technician(s: Session, row: TechnicianRow) -> None:
+    updated_at = _aware(row.updated_at)
+    record = s.get(TechnicianRecord, row.key)
+    if record is None:
+        s.add(
+            TechnicianRecord(
+                key=row.key, workflow_id=row.workflow_id, status=row.status, updated_at=updated_at
+            )
+        )
+    elif _aware(record.updated_at) <= updated_at:
+        record.workflow_id = row.workflow_id
+        record.status = row.status
+        record.updated_at = updated_at
+
+
+def _upsert_allocation(s: Session, allocation: AllocationRecord, dialect: str) -> None:
+    """Update the open row of this workflow, or add a new one; never delete any.
+
+    REGISTERED makes this row the generator's current allocation and every other row of
+    the same generating installation not current (a partial unique index guarantees
+    at most one current row).
+    """
+    generator = allocation.generator_installation
+    if dialect == "postgresql":  # serialize registrations of one generator
+        s.connection().execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext('gd-allocation:' || :g))"),
+            {"g": generator},
+        )
+    values = allocation.model_dump(mode="json")
+    values["effective_from"] = allocation.effective_from
+    values["recorded_at"] = _aware(allocation.recorded_at)
+    latest = s.exec(
+        select(BeneficiaryAllocation)
+        .where(BeneficiaryAllocation.workflow_id == allocation.workflow_id)
+        .order_by(BeneficiaryAllocation.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if latest is not None and latest.status in OPEN_ALLOCATION_STATUSES and not latest.current:
+        record = latest
+        for key, value in values.items():
+            setattr(record, key, value)
+    else:
+        record = BeneficiaryAllocation(**values, current=False)
+        s.add(record)
+    s.flush()
+    if allocation.status == "REGISTERED":
+        table = BeneficiaryAllocation.__table__  # type: ignore[attr-defined]
+        s.connection().execute(
+            sa.update(table)
+            .where(table.c.generator_installation == generator, table.c.current.is_(True))
+            .values(current=False)
+        )
+        for other in s.identity_map.values():  # keep loaded objects in step with the row
+            if isinstance(other, BeneficiaryAllocation) and other.generator_installation == generator:
+                set_committed_value(other, "current", False)
+        record.current = True
+        s.flush()
+

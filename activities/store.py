@@ -1,0 +1,254 @@
+"""The relational store: one SQLAlchemy engine (via sqlmodel) for SQLite or PostgreSQL.
+
+Back-ends
+---------
+* SQLite (``sqlite:///var/gd.db``, the default; the parent directory is created): every
+  connection gets ``journal_mode=WAL``, ``busy_timeout=30000``, ``foreign_keys=ON`` and
+  ``synchronous=NORMAL``. The driver's own transaction handling is switched off and
+  transactions are opened by us: ``BEGIN IMMEDIATE`` for writes (the write lock is taken
+  up front, so two writers queue on ``busy_timeout`` instead of failing with
+  ``SQLITE_BUSY`` when a read lock is upgraded) and ``BEGIN`` (deferred) for
+  ``session(write=False)``.
+* PostgreSQL (``postgresql+psycopg://user@host:5432/db``): ``pool_pre_ping=True`` so a
+  connection killed by ``pg_terminate_backend`` or a restart is replaced at the next
+  checkout. A statement that was running on the killed connection fails; the activity
+  retry policy runs it again.
+
+Schema and its versions
+-----------------------
+``create_schema()`` runs in one transaction holding a lock (``BEGIN IMMEDIATE`` on SQLite,
+``pg_advisory_xact_lock`` on PostgreSQL), so workers that start together never race:
+
+1. ``create_all`` creates every missing table of ``activities/tables.py`` in its current
+   shape (existing tables are left alone);
+2. the ``schema_version`` table (one row) says which version the database is at. A fresh
+   database is stamped with ``SCHEMA_VERSION`` (its tables were just created current);
+3. an older database runs, in order, every step of ``UPGRADES`` whose target version is
+   above the stored one, then is stamped. A step receives the connection and alters
+   existing tables (``ALTER TABLE … ADD COLUMN``, data back-fills); it runs after
+   ``create_all``, so it must not assume a table it adds is missing;
+4. a database newer than this code is refused (``SchemaTooNew``): old workers must not
+   write a schema they do not know.
+
+Version 1 is the first schema; ``UPGRADES`` is empty. To change the schema, edit
+``tables.py``, bump ``tables.SCHEMA_VERSION`` to N and append ``(N, step)`` here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, select
+
+from activities.tables import (
+    SCHEMA_VERSION,
+    TABLES,
+    BeneficiaryAllocation,
+    DocumentRecord,
+    EventRecord,
+    RequestRecord,
+    SchemaVersion,
+    TechnicianRecord,
+    utcnow,
+)
+
+DEFAULT_URL = "sqlite:///var/gd.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# (version reached, step): run in order for every version above the stored one.
+UpgradeStep = Callable[[Connection], None]
+UPGRADES: list[tuple[int, UpgradeStep]] = []
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was upgraded by a newer release than the running code."""
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Disable pysqlite's implicit BEGIN: transactions are opened in _sqlite_on_begin.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("gd_sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """Engine, sessions, schema and the read helpers used by activities, CLI and audit."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        connect_args: dict[str, Any] | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        self.url = make_url(url)
+        args = dict(connect_args or {})
+        # SQLite has one writer at a time: threads of this process queue on a lock
+        # (cheap) rather than on SQLite's busy handler (sleeps); other processes still
+        # wait on busy_timeout.
+        self._write_lock: Any = nullcontext()
+        if self.url.get_backend_name() == "sqlite":
+            database = self.url.database or ""
+            memory = database in ("", ":memory:") or "mode=memory" in database
+            if not memory and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            args.setdefault("check_same_thread", False)
+            args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if memory:
+                engine_kwargs.setdefault("poolclass", StaticPool)
+            self.engine: Engine = sa.create_engine(self.url, connect_args=args, **engine_kwargs)
+            sa.event.listen(self.engine, "connect", _sqlite_on_connect)
+            sa.event.listen(self.engine, "begin", _sqlite_on_begin)
+            self._reader: Engine = self.engine.execution_options(gd_sqlite_begin="DEFERRED")
+            self._write_lock = threading.RLock()
+        else:
+            engine_kwargs.setdefault("pool_pre_ping", True)
+            engine_kwargs.setdefault("pool_size", 10)
+            engine_kwargs.setdefault("max_overflow", 20)
+            engine_kwargs.setdefault("pool_recycle", 1800)
+            self.engine = sa.create_engine(self.url, connect_args=args, **engine_kwargs)
+            self._reader = self.engine
+
+    # --- basics ---------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Store({self.url.render_as_string(hide_password=True)!r})"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        Objects stay readable after the block (``expire_on_commit=False``).
+        ``write=False`` opens a deferred (non-locking) transaction on SQLite.
+        """
+        with self._write_lock if write else nullcontext():
+            session = Session(self.engine if write else self._reader, expire_on_commit=False)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    # --- schema ---------------------------------------------------------------------
+
+    def create_schema(self) -> int:
+        """Create missing tables and upgrade to ``SCHEMA_VERSION``; returns the version.
+
+        Idempotent and safe when several workers call it at the same time.
+        """
+        tables = [table.__table__ for table in TABLES]  # type: ignore[attr-defined]
+        with self._write_lock, self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(hashtext('gd-schema:' || current_schema()))"
+                )
+            SQLModel.metadata.create_all(conn, tables=tables)
+            version_table = SchemaVersion.__table__  # type: ignore[attr-defined]
+            stored = conn.execute(
+                sa.select(version_table.c.version).where(version_table.c.id == 1)
+            ).scalar()
+            if stored is None:
+                conn.execute(
+                    version_table.insert().values(id=1, version=SCHEMA_VERSION, updated_at=utcnow())
+                )
+                return SCHEMA_VERSION
+            if stored > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"database schema is at version {stored}, this code knows up to "
+                    f"{SCHEMA_VERSION}: upgrade the code"
+                )
+            for target, step in sorted(UPGRADES, key=lambda pair: pair[0]):
+                if stored < target <= SCHEMA_VERSION:
+                    step(conn)
+                    stored = target
+            conn.execute(
+                version_table.update()
+                .where(version_table.c.id == 1)
+                .values(version=SCHEMA_VERSION, updated_at=utcnow())
+            )
+            return SCHEMA_VERSION
+
+    def schema_version(self) -> int | None:
+        with self.session(write=False) as s:
+            row = s.get(SchemaVersion, 1)
+            return row.version if row else None
+
+    # --- read helpers ---------------------------------------------------------------
+
+    def technician_status(self, key: str) -> str | None:
+        """Status of an RT by key (``CREA-MG-12345``); None if never registered."""
+        with self.session(write=False) as s:
+            row = s.get(TechnicianRecord, key)
+            return row.status if row else None
+
+    def request_row(self, workflow_id: str) -> RequestRecord | None:
+        with self.session(write=False) as s:
+            return s.get(RequestRecord, workflow_id)
+
+    def request_by_request_id(self, request_id: str, kind: str | None = None) -> RequestRecord | None:
+        with self.session(write=False) as s:
+            query = select(RequestRecord).where(RequestRecord.request_id == request_id)
+            if kind is not None:
+                query = query.where(RequestRecord.kind == kind)
+            return s.exec(query.order_by(RequestRecord.updated_at.desc())).first()  # type: ignore[attr-defined]
+
+    def events(self, workflow_id: str) -> list[EventRecord]:
+        """The event log of one workflow, in the order it was written."""
+        with self.session(write=False) as s:
+            query = (
+                select(EventRecord)
+                .where(EventRecord.workflow_id == workflow_id)
+                .order_by(EventRecord.id)  # type: ignore[arg-type]
+            )
+            return list(s.exec(query).all())
+
+    def current_allocation(self, generator_installation: str) -> BeneficiaryAllocation | None:
+        with self.session(write=False) as s:
+            query = select(BeneficiaryAllocation).where(
+                BeneficiaryAllocation.generator_installation == generator_installation,
+                BeneficiaryAllocation.current == True,  # noqa: E712
+            )
+            return s.exec(query).first()
+
+    def allocation_history(self, generator_installation: str) -> list[BeneficiaryAllocation]:
+        """Every allocation of a generating installation, oldest first (none is deleted)."""
+        with self.session(write=False) as s:
+            query = (
+                select(BeneficiaryAllocation)
+                .where(BeneficiaryAllocation.generator_installation == generator_installation)
+                .order_by(BeneficiaryAllocation.id)  # type: ignore[arg-type]
+            )
+            return list(s.exec(query).all())
+
+    def document(self, sha256: str) -> DocumentRecord | None:
+        with self.session(write=False) as s:
+            return s.get(DocumentRecord, sha256.lower())

@@ -1,0 +1,258 @@
+"""The store's tables (SQLModel), portable to SQLite and PostgreSQL.
+
+No personal data lives here: requests, technicians and allocations are projections keyed
+by workflow id, request id, council registration and installation number; the event log
+keeps actor ids, reason codes and document references. Names, CPF/CNPJ, e-mails and
+phones stay in workflow history (encryptable) and never reach these tables.
+
+Portability notes:
+
+* timestamps use :class:`UtcDateTime`: timezone-aware in, timezone-aware (UTC) out, on
+  both back-ends (SQLite has no time zones; PostgreSQL gets ``timestamptz``);
+* JSON columns use SQLAlchemy's ``JSON`` (``JSONB`` on PostgreSQL);
+* ``BeneficiaryAllocation`` has a partial unique index: at most one ``current`` row per
+  generating installation (SQLite ≥ 3.8 and PostgreSQL both support partial indexes).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1  # bump together with an upgrade step in activities/store.py
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware datetime stored as UTC; naive values are taken as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"UtcDateTime expects a datetime, got {type(value).__name__}")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _json() -> sa.types.TypeEngine:
+    return sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None if nullable else ...,
+        sa_column=sa.Column(UtcDateTime(), nullable=nullable, index=index),
+    )
+
+
+def _json_field(default_factory: Any) -> Any:
+    return Field(default_factory=default_factory, sa_column=sa.Column(_json(), nullable=False))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SchemaVersion(SQLModel, table=True):
+    """One row (id 1): the schema version the database is at."""
+
+    __tablename__ = "schema_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
+class RequestRecord(SQLModel, table=True):
+    """Projection of an AccessRequest (the fields of ``models.activities.RequestRow``)."""
+
+    __tablename__ = "request_record"
+
+    workflow_id: str = Field(primary_key=True, max_length=200)
+    request_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=16)
+    status: str = Field(index=True, max_length=32)
+    generation_class: Optional[str] = Field(default=None, max_length=8)
+    installation_number: Optional[str] = Field(default=None, index=True, max_length=32)
+    service_note: Optional[str] = Field(default=None, index=True, max_length=16)
+    protocol: Optional[str] = Field(default=None, index=True, max_length=32)
+    due_at: Optional[datetime] = _ts(nullable=True)
+    due_rule: Optional[str] = Field(default=None, max_length=64)
+    sla_breaches: int = 0
+    technician: Optional[str] = Field(default=None, index=True, max_length=64)
+    cycle: int = 0
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class EventRecord(SQLModel, table=True):
+    """Append-only log of every step and decision; one row per (workflow, event key)."""
+
+    __tablename__ = "event_record"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "event_key", name="uq_event_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    workflow_id: str = Field(max_length=200)
+    event_key: str = Field(max_length=200)
+    process: str = Field(max_length=16)
+    action: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    at: datetime = _ts(index=True)
+    actor_id: Optional[str] = Field(default=None, max_length=64)
+    actor_role: Optional[str] = Field(default=None, max_length=16)
+    reasons: list[dict[str, Any]] = _json_field(list)
+    documents: list[dict[str, Any]] = _json_field(list)  # DocumentRef dicts, never content
+    data: dict[str, Any] = _json_field(dict)
+    recorded_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
+class DocumentRecord(SQLModel, table=True):
+    """A file in the blob store, by content hash (first upload's kind and name kept)."""
+
+    __tablename__ = "document_record"
+
+    sha256: str = Field(primary_key=True, min_length=64, max_length=64)
+    kind: str = Field(max_length=32)
+    filename: str = Field(max_length=255)
+    size: int
+    content_type: str = Field(max_length=64)
+    stored_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
+class Outbox(SQLModel, table=True):
+    """One e-mail per idempotency key (used by activities/mail.py)."""
+
+    __tablename__ = "outbox"
+
+    key: str = Field(primary_key=True, max_length=300)
+    template: str = Field(max_length=100)
+    status: str = Field(max_length=16)  # "sending" | "sent" | "refused"
+    attempts: int = 0
+    message_id: Optional[str] = Field(default=None, max_length=300)
+    detail: Optional[str] = Field(default=None)
+    recipients_count: int = 0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+    sent_at: Optional[datetime] = _ts(nullable=True)
+
+
+class TechnicianRecord(SQLModel, table=True):
+    """Projection of a TechnicianRegistration (``CREA-MG-12345`` → status)."""
+
+    __tablename__ = "technician_record"
+
+    key: str = Field(primary_key=True, max_length=64)
+    workflow_id: str = Field(max_length=200)
+    status: str = Field(max_length=32)
+    updated_at: datetime = _ts()
+
+
+class TechnicianSecret(SQLModel, table=True):
+    """Hash of a secret sent to an RT (never the secret itself); used by mail.py."""
+
+    __tablename__ = "technician_secret"
+    __table_args__ = (sa.UniqueConstraint("technician", "kind", name="uq_technician_secret"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    technician: str = Field(max_length=64)
+    kind: str = Field(max_length=32)  # "agv_password" | "apr_password_token"
+    secret_hash: str = Field(max_length=512)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+    expires_at: Optional[datetime] = _ts(nullable=True)
+    used_at: Optional[datetime] = _ts(nullable=True)
+
+
+class BeneficiaryAllocation(SQLModel, table=True):
+    """One allocation of credits (cadastramento de UC recebedora), kept forever.
+
+    A REGISTERED allocation becomes ``current`` and every earlier one of the same
+    generating installation stops being current; none is ever deleted.
+    """
+
+    __tablename__ = "beneficiary_allocation"
+    __table_args__ = (
+        sa.Index(
+            "uq_allocation_current",
+            "generator_installation",
+            unique=True,
+            sqlite_where=sa.text('"current"'),
+            postgresql_where=sa.text('"current"'),
+        ),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    workflow_id: str = Field(index=True, max_length=200)
+    request_id: str = Field(max_length=64)
+    generator_installation: str = Field(index=True, max_length=32)
+    modality: str = Field(max_length=16)
+    mode: str = Field(max_length=16)
+    units: list[dict[str, Any]] = _json_field(list)
+    status: str = Field(max_length=32)
+    effective_from: Optional[date] = Field(default=None, sa_column=sa.Column(sa.Date()))
+    recorded_at: datetime = _ts()
+    current: bool = False
+
+
+class NumberSequence(SQLModel, table=True):
+    """Named counters (``service_note``, ``protocol-2026``), advanced atomically."""
+
+    __tablename__ = "number_sequence"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+
+
+class IssuedNumber(SQLModel, table=True):
+    """NS and Protocolo issued for one step of one workflow (issued once, kept)."""
+
+    __tablename__ = "issued_number"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "step", name="uq_issued_step"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    workflow_id: str = Field(max_length=200)
+    step: str = Field(max_length=64)
+    service_note: str = Field(unique=True, max_length=16)
+    protocol: str = Field(unique=True, max_length=16)
+    issued_at: datetime = _ts()
+
+
+TABLES: tuple[type[SQLModel], ...] = (
+    SchemaVersion,
+    RequestRecord,
+    EventRecord,
+    DocumentRecord,
+    Outbox,
+    TechnicianRecord,
+    TechnicianSecret,
+    BeneficiaryAllocation,
+    NumberSequence,
+    IssuedNumber,
+)

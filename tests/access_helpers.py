@@ -1,0 +1,280 @@
+"""Builders and fake activities for AccessRequest tests.
+
+The fakes are registered under the real activity names, so a workflow-logic test runs the
+real workflow code on a real (time-skipping) server without a database or SMTP server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.worker import Worker
+
+from activities.deadlines import DeadlineActivities
+from models.access import AccessRequestInput, AccessStatus
+from models.activities import (
+    EmailRequest,
+    EmailResult,
+    IntakeCheck,
+    IntakeResult,
+    IssuedNumbers,
+    NumberRequest,
+    Transition,
+)
+from models.common import parse_or_problems
+from models.ids import access_request_id
+
+CPF = "529.982.247-25"
+OTHER_CPF = "111.444.777-35"
+CNPJ = "11.222.333/0001-81"
+TECHNICIAN = {"council": "CREA", "uf": "MG", "registration": "123456"}
+ANALYST = {"id": "ana.analista", "role": "analyst"}
+TECH = {"id": "rt.joao", "role": "technician"}
+CUSTOMER = {"id": "cliente.maria", "role": "customer"}
+INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
+APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
+
+
+def doc(kind: str, content: bytes | None = None, content_type: str = "application/pdf") -> dict:
+    content = content or f"%PDF-1.4 {kind}".encode()
+    return {
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "kind": kind,
+        "filename": f"{kind}.pdf",
+        "size": len(content),
+        "content_type": content_type,
+    }
+
+
+def request_input(
+    request_id: str | None = None,
+    *,
+    power_kw: float = 8.5,
+    voltage_kv: float = 0.22,
+    kind: str = "request",
+    beneficiaries: dict | None = None,
+    **overrides: Any,
+) -> dict:
+    raw = {
+        "request_id": request_id or f"req-{uuid.uuid4().hex[:12]}",
+        "kind": kind,
+        "customer": {
+            "name": "Maria das Graças Souza",
+            "document": CPF,
+            "email": "maria.souza@example.com.br",
+            "phone": "(31) 99876-5432",
+        },
+        "installation_number": "3001234567",
+        "technician": TECHNICIAN if kind == "request" else None,
+        "generation": {
+            "source": "solar",
+            "installed_power_kw": power_kw,
+            "voltage_kv": voltage_kv,
+            "modality": "local",
+        },
+        "documents": [doc("commercial_id")] if kind == "request" else [],
+        "beneficiaries": beneficiaries,
+    }
+    raw.update(overrides)
+    return raw
+
+
+def inquiry_input(request_id: str | None = None) -> dict:
+    raw = request_input(request_id, kind="inquiry")
+    raw["installation_number"] = None
+    return raw
+
+
+class FakeActivities:
+    """Records what the workflow asked for; answers like the real activities would."""
+
+    def __init__(self) -> None:
+        self.transitions: list[Transition] = []
+        self.emails: list[EmailRequest] = []
+        self.numbers: dict[tuple[str, str], IssuedNumbers] = {}
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    @activity.defn(name="validate_intake")
+    def validate_intake(self, check: IntakeCheck) -> IntakeResult:
+        from models.beneficiaries import BeneficiaryInput
+        from models.technician import TechnicianInput
+
+        model = {
+            "access": AccessRequestInput,
+            "technician": TechnicianInput,
+            "beneficiaries": BeneficiaryInput,
+        }[check.process]
+        parsed, problems = parse_or_problems(model, check.raw)
+        if problems:
+            return IntakeResult(problems=problems)
+        return IntakeResult(normalized=parsed.model_dump(mode="json"))
+
+    @activity.defn(name="issue_numbers")
+    def issue_numbers(self, req: NumberRequest) -> IssuedNumbers:
+        with self._lock:
+            key = (req.workflow_id, req.step)
+            if key not in self.numbers:
+                n = next(self._seq)
+                self.numbers[key] = IssuedNumbers(
+                    service_note=f"{7000000000 + n}",
+                    protocol=f"2026{n:06d}",
+                    issued_at=activity.info().current_attempt_scheduled_time
+                    or datetime.now(timezone.utc),
+                )
+            return self.numbers[key]
+
+    @activity.defn(name="record_transition")
+    def record_transition(self, t: Transition) -> None:
+        with self._lock:
+            if all(
+                (x.workflow_id, x.event_key) != (t.workflow_id, t.event_key)
+                for x in self.transitions
+            ):
+                self.transitions.append(t)
+
+    @activity.defn(name="send_email")
+    def send_email(self, req: EmailRequest) -> EmailResult:
+        with self._lock:
+            if any(e.key == req.key for e in self.emails):
+                return EmailResult(key=req.key, template=req.template, status="duplicate")
+            self.emails.append(req)
+        return EmailResult(key=req.key, template=req.template, status="sent")
+
+    def templates(self, workflow_id: str | None = None) -> list[str]:
+        return [
+            e.template
+            for e in self.emails
+            if workflow_id is None or e.key.startswith(workflow_id + ":")
+        ]
+
+    def all(self) -> list:
+        deadlines = DeadlineActivities()
+        return [
+            self.validate_intake,
+            self.issue_numbers,
+            self.record_transition,
+            self.send_email,
+            deadlines.compute_deadline,
+            deadlines.resume_deadline,
+        ]
+
+
+def fake_worker(client: Client, task_queue: str, fakes: FakeActivities) -> Worker:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workflows.registry import ALL_WORKFLOWS
+
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(ALL_WORKFLOWS),
+        activities=fakes.all(),
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+    )
+
+
+STARTED: list[WorkflowHandle] = []
+
+
+async def terminate_started() -> None:
+    """End what a test left running: on the time-skipping server, workflows whose worker
+    is gone would otherwise keep later tests' clocks from moving."""
+    while STARTED:
+        handle = STARTED.pop()
+        try:
+            await handle.terminate(reason="test finished")
+        except Exception:  # already closed
+            pass
+
+
+async def start(client: Client, raw: dict, task_queue: str) -> WorkflowHandle:
+    """Start (or find) the request and wait until intake has answered."""
+    handle = await client.start_workflow(
+        "AccessRequest",
+        raw,
+        id=access_request_id(raw["request_id"]),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=AccessStatus,
+    )
+    STARTED.append(handle)
+    await settle(handle, lambda s: s.status != "RECEIVED")
+    return handle
+
+
+async def status(handle: WorkflowHandle) -> AccessStatus:
+    return await handle.query("status", result_type=AccessStatus)
+
+
+async def update(handle: WorkflowHandle, name: str, args: dict) -> AccessStatus:
+    return await handle.execute_update(name, args, result_type=AccessStatus)
+
+
+async def history_length(handle: WorkflowHandle) -> int:
+    return len((await handle.fetch_history()).events)
+
+
+WORKFLOW_TASK_EVENTS = (5, 6, 7)  # EVENT_TYPE_WORKFLOW_TASK_SCHEDULED/STARTED/COMPLETED
+
+
+async def history_facts(handle: WorkflowHandle, exact: bool) -> list[int]:
+    """The event types of the history. The time-skipping test server writes a workflow
+    task even for a rejected update (the real server drops that speculative task), so
+    there the comparison leaves the workflow-task bookkeeping out."""
+    events = (await handle.fetch_history()).events
+    return [e.event_type for e in events if exact or e.event_type not in WORKFLOW_TASK_EVENTS]
+
+
+async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> AccessStatus:
+    """Poll the status until ``predicate`` holds (side effects run after an update)."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        current = await status(handle)
+        if predicate(current):
+            return current
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"status never satisfied the condition: {current}")
+        await asyncio.sleep(0.05)
+
+
+async def register_apr(handle: WorkflowHandle, st: AccessStatus, extra_docs: list | None = None):
+    return await update(
+        handle,
+        "register_apr",
+        {
+            "actor": TECH,
+            "service_note": st.service_note,
+            "protocol": st.protocol,
+            "documents": [doc(k) for k in APR_KINDS] + (extra_docs or []),
+        },
+    )
+
+
+def parecer_doc() -> dict:
+    return doc("parecer", b"%PDF-1.7 parecer de acesso")
+
+
+async def quiet(handle: WorkflowHandle) -> AccessStatus:
+    """Wait until queued side effects ran and the history stopped growing."""
+    import asyncio
+
+    current = await settle(handle, lambda s: s.pending_effects == 0)
+    length = await history_length(handle)
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        again = await history_length(handle)
+        if again == length:
+            return current
+        length = again
+    raise AssertionError("history kept growing")

@@ -1,0 +1,421 @@
+"""AccessRequest workflow logic: every path, on a real Temporal server with fake activities
+registered under the real names (the end-to-end versions use the real ones)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from domain.policies import compute_deadline
+from models.access import AccessStatus
+from tests.access_helpers import (
+    quiet,
+    terminate_started,
+    ANALYST,
+    CUSTOMER,
+    INSPECTOR,
+    TECH,
+    FakeActivities,
+    doc,
+    fake_worker,
+    history_facts,
+    inquiry_input,
+    parecer_doc,
+    register_apr,
+    request_input,
+    settle,
+    start,
+    status,
+    update,
+)
+
+pytestmark = pytest.mark.timeskip
+
+
+@pytest.fixture
+def fakes() -> FakeActivities:
+    return FakeActivities()
+
+
+@pytest.fixture
+async def worker(client, task_queue, fakes):
+    async with fake_worker(client, task_queue, fakes) as running:
+        yield running
+        await terminate_started()
+
+
+@pytest.fixture
+def refused(time_skipping):
+    async def run(handle, name: str, args: dict) -> str:
+        """Run an update that must be refused; return its message; history must not grow."""
+        await quiet(handle)
+        before = await history_facts(handle, exact=not time_skipping)
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await update(handle, name, args)
+        after = await history_facts(handle, exact=not time_skipping)
+        assert after == before, f"{name} refusal wrote history"
+        return str(caught.value.cause)
+
+    return run
+
+
+def expected(rule: str, start, st: AccessStatus, **kw):
+    return compute_deadline(st.policy, rule, start, **kw)
+
+
+async def to_analysis(client, task_queue, **kw):
+    handle = await start(client, request_input(**kw), task_queue)
+    st = await status(handle)
+    st = await register_apr(handle, st)
+    return handle, st
+
+
+async def test_happy_path_micro(client, worker, task_queue, fakes):
+    began = time.monotonic()
+    raw = request_input(power_kw=8.5)
+    handle = await start(client, raw, task_queue)
+    st = await status(handle)
+    assert st.status == "AWAITING_APR" and st.next_actor == "technician"
+    assert st.generation_class == "micro"
+    assert len(st.service_note) == 10 and st.service_note.isdigit()
+    assert st.protocol.startswith("2026") or st.protocol[:4].isdigit()
+    apr = st.deadlines[0]
+    assert apr.rule == "apr_window" and st.due_at - apr.start == timedelta(hours=24)
+
+    st = await register_apr(handle, st)
+    assert st.status == "UNDER_ANALYSIS" and st.cycle == 1 and st.next_actor == "analyst"
+    parecer = st.deadlines[-1]
+    assert parecer.rule == "parecer"
+    assert st.due_at == expected("parecer", parecer.start, st, generation_class="micro").due_at
+
+    st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    assert st.status == "APPROVED" and st.next_actor == "customer"
+    assert st.due_rule == "inspection_request_window"
+    st = await update(handle, "request_inspection", {"actor": CUSTOMER})
+    assert st.status == "INSPECTION_REQUESTED"
+    inspection = st.deadlines[-1]
+    assert st.due_at == expected("inspection", inspection.start, st, voltage_kv=0.22).due_at
+    st = await update(
+        handle, "record_inspection", {"actor": INSPECTOR, "result": "approved", "findings": []}
+    )
+    assert st.status == "CONNECTED" and st.next_actor is None
+    final = await handle.result()
+    assert final.status == "CONNECTED"
+    assert [d.action for d in final.decisions] == ["approve", "inspection_approved"]
+    assert fakes.templates(handle.id) == [
+        "request_received",
+        "analysis_started",
+        "parecer_issued",
+        "inspection_requested",
+        "connected",
+    ]
+    parecer_mail = next(e for e in fakes.emails if e.template == "parecer_issued")
+    assert parecer_mail.attachments[0].kind == "parecer"
+    assert parecer_mail.to[0] == "maria.souza@example.com.br"
+    assert parecer_mail.to[1] == "technician:CREA-MG-123456"
+    statuses = [t.status for t in fakes.transitions if t.workflow_id == handle.id]
+    assert statuses == [
+        "AWAITING_APR", "UNDER_ANALYSIS", "APPROVED", "INSPECTION_REQUESTED", "CONNECTED"
+    ]
+    assert time.monotonic() - began < 2.0
+
+
+async def test_happy_path_mini_uses_mini_deadlines(client, worker, task_queue):
+    handle, st = await to_analysis(client, task_queue, power_kw=450.0, voltage_kv=13.8)
+    assert st.generation_class == "mini"
+    start_at = st.deadlines[-1].start
+    assert st.due_at == expected("parecer", start_at, st, generation_class="mini").due_at
+    assert (st.due_at.date() - start_at.date()).days >= 30
+    st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    st = await update(handle, "request_inspection", {"actor": CUSTOMER})
+    assert st.due_at == expected("inspection", st.deadlines[-1].start, st, voltage_kv=13.8).due_at
+    st = await update(handle, "record_inspection", {"actor": INSPECTOR, "result": "approved"})
+    assert st.status == "CONNECTED"
+
+
+async def test_inquiry_is_answered(client, worker, task_queue, fakes, refused):
+    handle = await start(client, inquiry_input(), task_queue)
+    st = await status(handle)
+    assert st.kind == "inquiry" and st.status == "AWAITING_ANSWER"
+    assert st.service_note is None and st.due_rule == "inquiry_answer"
+    assert st.due_at == expected("inquiry_answer", st.deadlines[0].start, st).due_at
+    msg = await refused(handle, "register_apr", {
+        "actor": TECH, "service_note": "7000000001", "protocol": "2026000001"})
+    assert "AWAITING_ANSWER" in msg
+    st = await update(handle, "answer_inquiry", {
+        "actor": ANALYST, "answer": "Há capacidade no alimentador para 8,5 kW."})
+    assert st.status == "ANSWERED"
+    assert (await handle.result()).status == "ANSWERED"
+    assert fakes.templates(handle.id) == ["inquiry_received", "inquiry_answered"]
+
+
+async def test_intake_refused_lists_every_reason(client, worker, task_queue, fakes):
+    raw = request_input(power_kw=4000)
+    raw["customer"]["document"] = "123.456.789-00"
+    raw["customer"]["email"] = "not-an-email"
+    raw["documents"] = []
+    handle = await start(client, raw, task_queue)
+    final = await handle.result()
+    assert final.status == "REFUSED"
+    fields = {p.field for p in final.refusal_reasons}
+    assert {"customer.document", "customer.email", "generation"} <= fields
+    assert not fakes.numbers, "a refused request must not get an NS"
+    assert any("CPF inválido" in p.message for p in final.refusal_reasons)
+
+
+async def test_same_request_id_gives_same_run(client, worker, task_queue):
+    raw = request_input()
+    first = await start(client, raw, task_queue)
+    second = await start(client, raw, task_queue)
+    assert first.result_run_id == second.result_run_id
+    assert (await status(first)).service_note == (await status(second)).service_note
+
+
+async def test_lapse_then_late_apr_then_reanalysis(client, env, worker, task_queue, fakes, refused):
+    handle = await start(client, request_input(), task_queue)
+    st = await status(handle)
+    first_ns = st.service_note
+    await env.sleep(timedelta(hours=24, minutes=1))
+    st = await settle(handle, lambda s: s.status == "LAPSED")
+    assert st.decisions[-1].action == "lapse"
+    assert st.decisions[-1].reasons[0].code == "NS-PRAZO-APR-EXPIRADO"
+    assert st.due_rule == "pendencies_answer"
+    msg = await refused(handle, "request_reanalysis", {
+        "actor": CUSTOMER, "reproved_service_note": first_ns})
+    assert "cadastre antes a NS reprovada" in msg
+    st = await register_apr(handle, st)
+    assert st.status == "LAPSED"
+    st = await update(handle, "request_reanalysis", {
+        "actor": CUSTOMER, "reproved_service_note": first_ns})
+    assert st.status == "UNDER_ANALYSIS" and st.cycle == 1
+    assert st.service_notes == [first_ns, st.service_note] and st.service_note != first_ns
+    await quiet(handle)
+    assert "apr_lapsed" in fakes.templates(handle.id)
+    assert fakes.templates(handle.id)[-1] == "reanalysis_started"
+
+
+async def test_suspend_corrections_reanalysis_approve(client, worker, task_queue, fakes, refused):
+    handle, st = await to_analysis(client, task_queue)
+    reproved_ns = st.service_note
+    st = await update(handle, "suspend", {
+        "actor": ANALYST,
+        "pendencies": [{"code": "DOC-ART-AUSENTE"}, {"code": "OTHER", "text": "Falta foto do QGBT"}],
+    })
+    assert st.status == "SUSPENDED" and st.due_rule == "pendencies_answer"
+    assert [r.code for r in st.decisions[-1].reasons] == ["DOC-ART-AUSENTE", "OTHER"]
+    msg = await refused(handle, "request_reanalysis", {
+        "actor": TECH, "reproved_service_note": reproved_ns})
+    assert "anexe antes os documentos corrigidos" in msg
+    st = await update(handle, "attach_corrections", {"actor": TECH, "documents": [doc("art_rrt")]})
+    assert st.status == "SUSPENDED"
+    st = await update(handle, "request_reanalysis", {
+        "actor": TECH, "reproved_service_note": reproved_ns,
+        "motive": "Reanálise do projeto/processo elétrico"})
+    assert st.status == "UNDER_ANALYSIS" and st.cycle == 2
+    assert st.service_notes == [reproved_ns, st.service_note]
+    assert len([d for d in st.deadlines if d.rule == "parecer"]) == 2
+    st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    assert st.status == "APPROVED"
+    assert [d.action for d in st.decisions] == ["suspend", "approve"]
+    await quiet(handle)
+    suspended_mail = next(e for e in fakes.emails if e.template == "suspended")
+    assert suspended_mail.context["pendencies"][1]["text"] == "Falta foto do QGBT"
+
+
+async def test_reprove_then_reanalysis_needs_right_ns(client, worker, task_queue, refused):
+    handle, st = await to_analysis(client, task_queue)
+    ns = st.service_note
+    st = await update(handle, "reprove", {"actor": ANALYST, "reasons": [{"code": "DOC-UNIFILAR-DIVERGENTE"}]})
+    assert st.status == "REPROVED"
+    await update(handle, "attach_corrections", {"actor": TECH, "documents": [doc("single_line_diagram")]})
+    msg = await refused(handle, "request_reanalysis", {"actor": TECH, "reproved_service_note": "7999999999"})
+    assert "reproved_service_note" in msg and ns in msg
+    st = await update(handle, "request_reanalysis", {"actor": TECH, "reproved_service_note": ns})
+    assert st.status == "UNDER_ANALYSIS"
+
+
+async def test_parecer_breach_escalates_and_decision_still_possible(client, env, worker, task_queue, fakes):
+    handle, st = await to_analysis(client, task_queue)
+    due = st.due_at
+    await env.sleep(due - st.deadlines[-1].start + timedelta(minutes=1))
+    st = await settle(handle, lambda s: s.sla_breaches)
+    await quiet(handle)
+    assert st.status == "UNDER_ANALYSIS", "a breach never decides by itself"
+    assert st.sla_breaches[0].step == "parecer" and st.sla_breaches[0].due_at == due
+    assert st.sla_breaches[0].breached_at >= due
+    templates = fakes.templates(handle.id)
+    assert "deadline_reminder" in templates and "sla_escalation" in templates
+    escalation = next(e for e in fakes.emails if e.template == "sla_escalation" and e.key.startswith(handle.id))
+    assert escalation.to == ["role:supervisor"]
+    breach_rows = [t for t in fakes.transitions if t.workflow_id == handle.id and t.action == "sla_breach"]
+    assert breach_rows and breach_rows[0].request.sla_breaches == 1
+    st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    assert st.status == "APPROVED" and len(st.sla_breaches) == 1
+
+
+async def test_declare_works_recomputes_from_same_start(client, worker, task_queue, refused):
+    handle, st = await to_analysis(client, task_queue)
+    start_at = st.deadlines[-1].start
+    st = await update(handle, "declare_works", {"actor": ANALYST, "reason": "reforço de rede"})
+    assert st.works_declared
+    assert st.deadlines[-1].start == start_at
+    assert st.due_at == expected("parecer", start_at, st, generation_class="micro", works=True).due_at
+    assert (st.due_at.date() - start_at.date()).days >= 30
+    msg = await refused(handle, "declare_works", {"actor": ANALYST, "reason": "de novo"})
+    assert "já declaradas" in msg
+
+
+async def test_pause_and_resume_move_due_at_exactly(client, env, worker, task_queue, refused):
+    from domain.calendar import default_calendar
+
+    handle, st = await to_analysis(client, task_queue)
+    due_before = st.due_at
+    st = await update(handle, "pause_clock", {"actor": ANALYST, "reason": "aguardando ONS"})
+    assert st.clock_paused
+    paused_at = st.decisions[-1].at
+    await env.sleep(timedelta(days=3, hours=5))
+    msg = await refused(handle, "pause_clock", {"actor": ANALYST, "reason": "de novo"})
+    assert "já está suspenso" in msg
+    st = await update(handle, "resume_clock", {"actor": ANALYST})
+    resumed_at = st.decisions[-1].at
+    assert not st.clock_paused
+    assert st.due_at == default_calendar().shift_after_pause(due_before, resumed_at - paused_at)
+    assert st.due_at > due_before
+    assert st.deadlines[-1].reason.startswith("prazo retomado")
+
+
+async def test_inspection_reproved_then_requested_again(client, worker, task_queue, fakes, refused):
+    handle, st = await to_analysis(client, task_queue)
+    await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    await update(handle, "request_inspection", {"actor": CUSTOMER})
+    msg = await refused(handle, "record_inspection", {"actor": INSPECTOR, "result": "reproved"})
+    assert "findings" in msg
+    st = await update(handle, "record_inspection", {
+        "actor": INSPECTOR, "result": "reproved",
+        "findings": ["Aterramento fora do padrão"], "report": doc("inspection_report")})
+    assert st.status == "INSPECTION_REPROVED" and st.due_rule == "inspection_request_window"
+    assert st.inspection_findings == ["Aterramento fora do padrão"]
+    st = await update(handle, "request_inspection", {"actor": CUSTOMER})
+    assert st.status == "INSPECTION_REQUESTED"
+    st = await update(handle, "record_inspection", {"actor": INSPECTOR, "result": "approved"})
+    assert st.status == "CONNECTED"
+    await quiet(handle)
+    assert fakes.templates(handle.id).count("inspection_requested") == 2
+
+
+async def test_withdraw(client, worker, task_queue, fakes, refused):
+    handle, st = await to_analysis(client, task_queue)
+    msg = await refused(handle, "withdraw", {"actor": ANALYST, "reason": "x"})
+    assert "papel 'analyst'" in msg
+    st = await update(handle, "withdraw", {"actor": CUSTOMER, "reason": "desisti do projeto"})
+    assert st.status == "CANCELLED"
+    assert (await handle.result()).status == "CANCELLED"
+    assert fakes.templates(handle.id)[-1] == "cancelled"
+
+
+async def test_pendencies_lapse_cancels(client, env, worker, task_queue, fakes):
+    handle, st = await to_analysis(client, task_queue)
+    st = await update(handle, "suspend", {"actor": ANALYST, "pendencies": [{"code": "DOC-ILEGIVEL"}]})
+    due = st.due_at
+    assert due == expected("pendencies_answer", st.deadlines[-1].start, st).due_at
+    await env.sleep(due - st.deadlines[-1].start + timedelta(minutes=1))
+    final = await handle.result()
+    assert final.status == "CANCELLED"
+    assert final.decisions[-1].action == "cancel_lapse"
+    assert fakes.templates(handle.id)[-1] == "cancelled"
+
+
+async def test_inspection_request_window_lapse_cancels(client, env, worker, task_queue):
+    handle, st = await to_analysis(client, task_queue)
+    st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    await env.sleep(st.due_at - st.deadlines[-1].start + timedelta(minutes=1))
+    assert (await handle.result()).status == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    "name, args, fragment",
+    [
+        ("approve", {"actor": TECH, "parecer": parecer_doc()}, "papel 'technician'"),
+        ("approve", {"actor": ANALYST, "parecer": doc("art_rrt")}, "parecer"),
+        ("approve", {"actor": ANALYST, "parecer": {**parecer_doc(), "size": 4 * 1024 * 1024}}, "parecer.size"),
+        ("approve", {"actor": ANALYST, "parecer": {**parecer_doc(), "sha256": "zz"}}, "parecer.sha256"),
+        ("suspend", {"actor": ANALYST, "pendencies": []}, "pendencies"),
+        ("suspend", {"actor": ANALYST, "pendencies": [{"code": "INVENTADO"}]}, "INVENTADO"),
+        ("suspend", {"actor": ANALYST, "pendencies": [{"code": "OTHER"}]}, "exige um texto"),
+        ("reprove", {"actor": ANALYST, "reasons": [{"code": "VISTORIA-ATERRAMENTO"}]}, "VISTORIA-ATERRAMENTO"),
+        ("register_apr", {"actor": TECH, "service_note": "7000000001", "protocol": "1"}, "UNDER_ANALYSIS"),
+        ("request_inspection", {"actor": CUSTOMER}, "UNDER_ANALYSIS"),
+        ("answer_inquiry", {"actor": ANALYST, "answer": "x"}, "UNDER_ANALYSIS"),
+        ("resume_clock", {"actor": ANALYST}, "não está suspenso"),
+        ("approve", {"parecer": parecer_doc()}, "actor"),
+        ("approve", {"actor": {"id": "x", "role": "hacker"}, "parecer": parecer_doc()}, "actor.role"),
+        ("approve", {"actor": ANALYST, "parecer": parecer_doc(), "surprise": 1}, "surprise"),
+        ("withdraw", {"actor": CUSTOMER, "reason": "x" * 10001}, "reason"),
+    ],
+)
+async def test_refused_updates_write_nothing(client, worker, task_queue, name, args, fragment, refused):
+    handle, st = await to_analysis(client, task_queue)
+    msg = await refused(handle, name, args)
+    assert fragment in msg
+    after = await status(handle)
+    assert after.status == "UNDER_ANALYSIS" and after.decisions == []
+
+
+async def test_register_apr_refusals(client, worker, task_queue, refused):
+    handle = await start(client, request_input(), task_queue)
+    st = await status(handle)
+    good = {"actor": TECH, "service_note": st.service_note, "protocol": st.protocol,
+            "documents": [doc(k) for k in ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")]}
+    assert "NS 7" in await refused(handle, "register_apr", {**good, "service_note": "7999999999"})
+    assert "Protocolo" in await refused(handle, "register_apr", {**good, "protocol": "2026999999"})
+    assert "faltam documentos" in await refused(handle, "register_apr", {**good, "documents": []})
+    assert "papel 'customer'" in await refused(handle, "register_apr", {**good, "actor": CUSTOMER})
+    assert "service_note" in await refused(handle, "register_apr", {**good, "service_note": "７０００００００01"})
+    st = await update(handle, "register_apr", good)
+    assert st.status == "UNDER_ANALYSIS"
+
+
+async def test_continue_as_new_mid_reanalysis_keeps_every_field(client, worker, task_queue):
+    from workflows.access_request import CYCLES_PER_RUN
+
+    handle, st = await to_analysis(client, task_queue)
+    first_run = (await handle.describe()).run_id
+    for _ in range(CYCLES_PER_RUN):
+        st = await update(handle, "suspend", {"actor": ANALYST, "pendencies": [{"code": "DOC-ART-AUSENTE"}]})
+        await update(handle, "attach_corrections", {"actor": TECH, "documents": [doc("art_rrt")]})
+        st = await update(handle, "request_reanalysis", {"actor": TECH, "reproved_service_note": st.service_note})
+    before = st
+    described = None
+    for _ in range(100):
+        described = await client.get_workflow_handle(handle.id).describe()
+        if described.run_id != first_run:
+            break
+        import asyncio
+
+        await asyncio.sleep(0.05)
+    assert described.run_id != first_run, "no continue-as-new happened"
+    after = await status(client.get_workflow_handle(handle.id))
+    assert after.cycle == CYCLES_PER_RUN + 1
+    fields = set(AccessStatus.model_fields) - {"notifications", "updated_at", "pending_effects"}
+    for field in fields:
+        assert getattr(after, field) == getattr(before, field), field
+    st = await update(client.get_workflow_handle(handle.id), "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    assert st.status == "APPROVED" and st.service_notes == before.service_notes
+
+
+async def test_connection_starts_beneficiary_registration(client, worker, task_queue):
+    allocation = {"mode": "percent", "units": [
+        {"installation_number": "3001234567", "holder_document": "529.982.247-25", "percent": 60},
+        {"installation_number": "3009876543", "holder_document": "529.982.247-25", "percent": 40},
+    ]}
+    handle, st = await to_analysis(client, task_queue, beneficiaries=allocation)
+    await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+    await update(handle, "request_inspection", {"actor": CUSTOMER})
+    await update(handle, "record_inspection", {"actor": INSPECTOR, "result": "approved"})
+    final = await handle.result()
+    assert final.beneficiaries_workflow_id == f"gd-beneficiaries-{final.request_id}"
+    child = client.get_workflow_handle(final.beneficiaries_workflow_id)
+    assert (await child.describe()).status is not None

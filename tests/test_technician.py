@@ -1,0 +1,463 @@
+"""TechnicianRegistration workflow logic on a real Temporal server, with fake activities
+registered under the real names (the deadline activities are the real ones)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from activities.deadlines import DeadlineActivities
+from domain.calendar import default_calendar
+from models import search_attributes as sa
+from models.activities import (
+    CredentialsRequest,
+    EmailRequest,
+    EmailResult,
+    IntakeCheck,
+    IntakeResult,
+    Transition,
+)
+from models.common import parse_or_problems
+from models.ids import technician_id
+from models.technician import TechnicianInput, TechnicianStatus
+from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
+from workflows.technician import TechnicianRegistrationWorkflow
+
+ANALYST = {"id": "ana.analista", "role": "analyst"}
+SUPERVISOR = {"id": "sofia.supervisora", "role": "supervisor"}
+TECH = {"id": "rt.joao", "role": "technician"}
+CREDENTIAL_TEMPLATES = (
+    "technician_agv_credentials",
+    "technician_apr_approved",
+    "technician_apr_set_password",
+)
+
+TASK_EVENTS = {
+    "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+    "EVENT_TYPE_WORKFLOW_TASK_STARTED",
+    "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
+}
+
+
+
+def technician_input(**overrides: Any) -> dict[str, Any]:
+    raw = {
+        "name": "João Pereira da Silva",
+        "cpf": "529.982.247-25",
+        "email": "Joao.Pereira@Example.com.br",
+        "phone": "(31) 98765-4321",
+        "council": "CREA",
+        "uf": "MG",
+        "registration": str(100000 + uuid.uuid4().int % 900000),
+        "title": "Engenheiro Eletricista",
+    }
+    raw.update(overrides)
+    return raw
+
+
+def workflow_id_of(raw: dict[str, Any]) -> str:
+    return technician_id(raw["council"], raw["uf"], raw["registration"])
+
+
+class Fakes:
+    """Records what the workflow asked for; answers like the real activities would."""
+
+    def __init__(self) -> None:
+        self.transitions: list[Transition] = []
+        self.emails: list[EmailRequest] = []
+        self.credentials: list[CredentialsRequest] = []
+        self._lock = threading.Lock()
+
+    @activity.defn(name="validate_intake")
+    def validate_intake(self, check: IntakeCheck) -> IntakeResult:
+        assert check.process == "technician"
+        parsed, problems = parse_or_problems(TechnicianInput, check.raw)
+        if problems:
+            return IntakeResult(problems=problems)
+        return IntakeResult(normalized=parsed.model_dump(mode="json"))
+
+    @activity.defn(name="record_transition")
+    def record_transition(self, t: Transition) -> None:
+        with self._lock:
+            if all((x.workflow_id, x.event_key) != (t.workflow_id, t.event_key) for x in self.transitions):
+                self.transitions.append(t)
+
+    @activity.defn(name="send_email")
+    def send_email(self, req: EmailRequest) -> EmailResult:
+        with self._lock:
+            if any(e.key == req.key for e in self.emails):
+                return EmailResult(key=req.key, template=req.template, status="duplicate")
+            self.emails.append(req)
+        return EmailResult(key=req.key, template=req.template, status="sent")
+
+    @activity.defn(name="send_technician_credentials")
+    def send_technician_credentials(self, req: CredentialsRequest) -> list[EmailResult]:
+        with self._lock:
+            self.credentials.append(req)
+        return [
+            EmailResult(key=f"{req.key}:{template}", template=template, status="sent")
+            for template in CREDENTIAL_TEMPLATES
+        ]
+
+    def of(self, workflow_id: str) -> tuple[list[Transition], list[EmailRequest]]:
+        return (
+            [t for t in self.transitions if t.workflow_id == workflow_id],
+            [e for e in self.emails if e.key.startswith(workflow_id + ":")],
+        )
+
+    def all(self) -> list:
+        deadlines = DeadlineActivities()
+        return [
+            self.validate_intake,
+            self.record_transition,
+            self.send_email,
+            self.send_technician_credentials,
+            deadlines.compute_deadline,
+            deadlines.resume_deadline,
+        ]
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes()
+
+
+@pytest.fixture
+async def worker(client: Client, task_queue: str, fakes: Fakes):
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[TechnicianRegistrationWorkflow, BeneficiaryRegistrationWorkflow],
+        activities=fakes.all(),
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+    ) as running:
+        yield running
+
+
+async def start(client: Client, raw: dict, task_queue: str, workflow_id: str | None = None) -> WorkflowHandle:
+    return await client.start_workflow(
+        "TechnicianRegistration",
+        raw,
+        id=workflow_id or workflow_id_of(raw),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=TechnicianStatus,
+    )
+
+
+async def status(handle: WorkflowHandle) -> TechnicianStatus:
+    return await handle.query("status", result_type=TechnicianStatus)
+
+
+async def update(handle: WorkflowHandle, name: str, args: Any) -> TechnicianStatus:
+    return await handle.execute_update(name, args, result_type=TechnicianStatus)
+
+
+async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> TechnicianStatus:
+    """Poll the status until ``predicate`` holds (side effects run after an update)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        current = await status(handle)
+        if predicate(current):
+            return current
+        if loop.time() > deadline:
+            raise AssertionError(f"status never satisfied the condition: {current}")
+        await asyncio.sleep(0.05)
+
+
+async def in_review(handle: WorkflowHandle) -> TechnicianStatus:
+    return await settle(handle, lambda s: s.status == "PENDING_REVIEW" and s.notifications)
+
+
+async def quiet_history_length(handle: WorkflowHandle) -> int:
+    """History length once the workflow has settled (its side effects may still run)."""
+    last = -1
+    for _ in range(200):
+        length = len((await handle.fetch_history()).events)
+        if length == last:
+            return length
+        last = length
+        await asyncio.sleep(0.05)
+    raise AssertionError("history never settled")
+
+
+async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:
+    """Run an update that must be refused; return its message. Nothing of it may reach
+    history: the dev server drops the validator's workflow task; the time-skipping server
+    keeps that task's own three events, but no update event and no command."""
+    before = await quiet_history_length(handle)
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await update(handle, name, args)
+    added = (await handle.fetch_history()).events[before:]
+    kinds = {EventType.Name(e.event_type) for e in added}
+    assert kinds <= TASK_EVENTS, f"{name} refusal wrote history: {kinds - TASK_EVENTS}"
+    return str(caught.value.cause)
+
+
+async def search_attributes(handle: WorkflowHandle) -> dict[str, Any]:
+    """The set search attributes. Read raw: the time-skipping server keeps an unset
+    Datetime as a null payload, which ``describe()`` fails to decode."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+    from temporalio.converter import PayloadConverter
+
+    raw = await handle._client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=handle._client.namespace,
+            execution=WorkflowExecution(workflow_id=handle.id),
+        )
+    )
+    fields = raw.workflow_execution_info.search_attributes.indexed_fields
+    converter = PayloadConverter.default
+    found: dict[str, Any] = {}
+    for key in sa.ALL_KEYS:
+        if key.name in fields:
+            value = converter.from_payloads([fields[key.name]])[0]
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if value is not None:
+                found[key.name] = datetime.fromisoformat(value) if key is sa.GD_DUE_AT else value
+    return found
+
+
+# --- intake -----------------------------------------------------------------------------
+
+
+async def test_bad_input_is_refused_with_every_reason(client, worker, task_queue, fakes):
+    raw = technician_input(cpf="111.111.111-11", email="joao@", phone="123")
+    handle = await start(client, raw, task_queue)
+    result = await handle.result()
+    assert result.status == "REFUSED" and result.next_actor is None
+    by_field = {p.field: p.message for p in result.refusal_reasons}
+    assert by_field["cpf"] == "CPF inválido: dígitos verificadores não conferem"
+    assert by_field["email"].startswith("e-mail inválido")
+    assert by_field["phone"].startswith("telefone deve ter DDD")
+    transitions, emails = fakes.of(handle.id)
+    assert [(t.action, t.status) for t in transitions] == [("refused", "REFUSED")]
+    assert transitions[0].technician is None  # a refused input writes no RT projection
+    assert {p["field"] for p in transitions[0].data["problems"]} == {"cpf", "email", "phone"}
+    assert emails == [] and fakes.credentials == []
+    attrs = await search_attributes(handle)
+    assert attrs["GdStatus"] == "REFUSED" and attrs["GdKind"] == "technician"
+
+
+async def test_a_payload_that_is_not_an_object_is_refused(client, worker, task_queue):
+    handle = await start(client, ["não", "é", "objeto"], task_queue, "gd-technician-CREA-MG-999")
+    result = await handle.result()
+    assert result.status == "REFUSED" and result.technician == "CREA-MG-999"
+    assert [p.message for p in result.refusal_reasons] == ["deve ser um objeto"]
+
+
+async def test_id_must_match_the_registration(client, worker, task_queue):
+    raw = technician_input()
+    handle = await start(client, raw, task_queue, workflow_id="gd-technician-CREA-MG-000")
+    result = await handle.result()
+    assert result.status == "REFUSED"
+    assert result.refusal_reasons[0].code == "workflow_id_mismatch"
+    assert workflow_id_of(raw) in result.refusal_reasons[0].message
+
+
+# --- review and decisions -----------------------------------------------------------------
+
+
+async def test_submission_opens_review_with_deadline_and_receipt(client, worker, task_queue, fakes):
+    raw = technician_input(registration="12.345-d")  # normalised to 12345D
+    raw_id = "gd-technician-CREA-MG-12345D"
+    handle = await start(client, raw, task_queue, workflow_id=raw_id)
+    st = await in_review(handle)
+    assert st.technician == "CREA-MG-12345D" and st.next_actor == "analyst"
+    [deadline] = st.deadlines
+    assert deadline.rule == "technician_review"
+    assert deadline.due_at == default_calendar().due_in_business_days(deadline.start, 3)
+    assert st.due_at == deadline.due_at and deadline.remind_at is not None
+    transitions, emails = fakes.of(raw_id)
+    [submitted] = transitions
+    assert (submitted.action, submitted.status) == ("submitted", "PENDING_REVIEW")
+    assert submitted.technician.key == "CREA-MG-12345D"
+    assert submitted.technician.status == "PENDING_REVIEW"
+    [received] = emails
+    assert received.template == "technician_received"
+    assert received.to == ["joao.pereira@example.com.br"]
+    assert received.context["technician"] == "CREA-MG-12345D"
+    assert received.context["due_at"] == deadline.due_at.isoformat()
+    attrs = await search_attributes(handle)
+    assert attrs == {
+        "GdStatus": "PENDING_REVIEW",
+        "GdKind": "technician",
+        "GdTechnician": "CREA-MG-12345D",
+        "GdNextActor": "analyst",
+        "GdDueAt": deadline.due_at,
+        "GdSlaBreached": False,
+    }
+    await handle.terminate()
+
+
+async def test_approve_sends_the_three_credentials_once(client, worker, task_queue, fakes):
+    raw = technician_input()
+    handle = await start(client, raw, task_queue)
+    await in_review(handle)
+    st = await update(handle, "approve", {"actor": ANALYST})
+    assert st.status == "APPROVED" and st.next_actor is None and st.due_at is None
+    assert [(d.action, d.actor.id) for d in st.decisions] == [("approve", "ana.analista")]
+    result = await handle.result()
+    assert result.status == "APPROVED"
+    [credentials] = fakes.credentials
+    assert credentials.technician == f"CREA-MG-{raw['registration']}"
+    assert credentials.cpf == "52998224725" and credentials.email == "joao.pereira@example.com.br"
+    assert credentials.key.startswith(handle.id + ":credentials:")
+    templates = [n.template for n in result.notifications]
+    assert templates == ["technician_received", *CREDENTIAL_TEMPLATES]
+    transitions, _ = fakes.of(handle.id)
+    assert [(t.action, t.status, t.technician.status) for t in transitions] == [
+        ("submitted", "PENDING_REVIEW", "PENDING_REVIEW"),
+        ("approved", "APPROVED", "APPROVED"),
+    ]
+    assert transitions[1].actor.role == "analyst"
+    assert [t.event_key for t in transitions] == ["0001-submitted", "0002-approved"]
+    attrs = await search_attributes(handle)
+    assert attrs["GdStatus"] == "APPROVED" and "GdNextActor" not in attrs
+    assert "GdDueAt" not in attrs
+    # Never personal data in search attributes.
+    flat = " ".join(str(v) for v in attrs.values())
+    for secret in ("52998224725", "Pereira", "example.com", "98765"):
+        assert secret not in flat
+
+
+async def test_reject_validates_reasons_and_roles(client, worker, task_queue, fakes):
+    handle = await start(client, technician_input(), task_queue)
+    await in_review(handle)
+
+    message = await refused(handle, "reject", {"actor": ANALYST, "reasons": [{"code": "NAO-EXISTE"}]})
+    assert "fora do catálogo" in message and "NAO-EXISTE" in message
+    # A catalogue code meant for another use is refused the same way.
+    message = await refused(handle, "reject", {"actor": ANALYST, "reasons": [{"code": "DOC-ART-AUSENTE"}]})
+    assert "DOC-ART-AUSENTE" in message
+    message = await refused(handle, "reject", {"actor": ANALYST, "reasons": [{"code": "OTHER"}]})
+    assert "exige um texto" in message
+    message = await refused(handle, "reject", {"actor": ANALYST, "reasons": []})
+    assert "reasons: deve ter ao menos 1" in message
+    message = await refused(handle, "approve", {"actor": TECH})
+    assert "papel 'technician' não pode" in message
+    message = await refused(handle, "approve", {})
+    assert message.endswith("actor: campo obrigatório")
+    message = await refused(handle, "approve", "aprovado")
+    assert "deve ser um objeto" in message
+
+    st = await update(
+        handle, "reject", {"actor": SUPERVISOR, "reasons": [{"code": "RT-REGISTRO-IRREGULAR"}]}
+    )
+    assert st.status == "REJECTED"
+    result = await handle.result()
+    assert result.status == "REJECTED" and fakes.credentials == []
+    transitions, emails = fakes.of(handle.id)
+    assert [t.action for t in transitions] == ["submitted", "rejected"]
+    assert transitions[1].reasons[0].code == "RT-REGISTRO-IRREGULAR"
+    rejected = emails[-1]
+    assert rejected.template == "technician_rejected"
+    [reason] = rejected.context["reasons"]
+    assert reason["code"] == "RT-REGISTRO-IRREGULAR" and reason["text"]  # catalogue text
+    # Terminal: nothing more is accepted (the query still answers after completion).
+    assert (await status(handle)).status == "REJECTED"
+
+
+async def test_concurrent_decisions_only_one_wins(client, worker, task_queue, fakes):
+    handle = await start(client, technician_input(), task_queue)
+    await in_review(handle)
+    outcomes = await asyncio.gather(
+        update(handle, "approve", {"actor": ANALYST}),
+        update(handle, "reject", {"actor": ANALYST, "reasons": [{"code": "RT-DADOS-INCOMPLETOS"}]}),
+        return_exceptions=True,
+    )
+    won = [o for o in outcomes if isinstance(o, TechnicianStatus)]
+    # The loser is refused by its handler, or finds the workflow already completed.
+    lost = [o for o in outcomes if isinstance(o, (WorkflowUpdateFailedError, RPCError))]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    if isinstance(lost[0], WorkflowUpdateFailedError):
+        assert "não permitido no status" in str(lost[0].cause)
+    result = await handle.result()
+    assert len(result.decisions) == 1 and result.status == won[0].status
+
+
+async def test_second_registration_returns_the_running_process(client, worker, task_queue, fakes):
+    raw = technician_input()
+    first = await start(client, raw, task_queue)
+    await in_review(first)
+    second = await start(client, {**raw, "name": "Outro Nome"}, task_queue)
+    assert second.result_run_id == first.result_run_id
+    _, emails = fakes.of(first.id)
+    assert [e.template for e in emails] == ["technician_received"]
+    await first.terminate()
+
+
+@pytest.mark.timeskip
+async def test_late_review_is_escalated_and_approval_still_works(client, env, worker, task_queue, fakes):
+    handle = await start(client, technician_input(), task_queue)
+    st = await in_review(handle)
+    due_at = st.due_at
+    # Three business days are at most 9 calendar days, even around Carnival/Easter.
+    await env.sleep(timedelta(days=10))
+    st = await settle(handle, lambda s: s.sla_breaches and len(s.notifications) >= 3)
+    assert st.status == "PENDING_REVIEW" and st.next_actor == "analyst"
+    [breach] = st.sla_breaches
+    assert breach.step == "technician_review" and breach.due_at == due_at
+    assert breach.breached_at >= due_at
+    transitions, emails = fakes.of(handle.id)
+    assert [t.action for t in transitions] == ["submitted", "reminder", "sla_breach"]
+    assert transitions[2].status == "PENDING_REVIEW"
+    by_template = {e.template: e for e in emails}
+    assert by_template["deadline_reminder"].to == ["role:analysts"]
+    escalation = by_template["sla_escalation"]
+    assert escalation.to == ["role:supervisor"]
+    assert escalation.context["step"] == "technician_review"
+    assert escalation.context["due_at"] == due_at.isoformat()
+    assert "breached_at" in escalation.context
+    attrs = await search_attributes(handle)
+    assert attrs["GdSlaBreached"] is True and attrs["GdStatus"] == "PENDING_REVIEW"
+
+    st = await update(handle, "approve", {"actor": ANALYST})
+    assert st.status == "APPROVED"
+    result = await handle.result()
+    assert result.status == "APPROVED" and len(fakes.credentials) == 1
+    assert len(result.sla_breaches) == 1
+
+
+# --- with the real activities (SQLite store, templates, SMTP sink) ---------------------------
+
+
+@pytest.mark.timeskip
+async def test_end_to_end_with_real_activities(client, env, real_worker, task_queue, deps, smtp_sink, settings):
+    raw = technician_input()
+    key = f"CREA-MG-{raw['registration']}"
+    async with real_worker():
+        handle = await start(client, raw, task_queue)
+        await in_review(handle)
+        assert deps.store.technician_status(key) == "PENDING_REVIEW"
+        await env.sleep(timedelta(days=10))
+        st = await settle(handle, lambda s: len(s.notifications) >= 3, timeout=20)
+        assert [n.status for n in st.notifications] == ["sent"] * 3, st.notifications
+        await update(handle, "approve", {"actor": ANALYST})
+        result = await handle.result()
+    assert result.status == "APPROVED"
+    assert [n.status for n in result.notifications] == ["sent"] * 6, result.notifications
+    assert deps.store.technician_status(key) == "APPROVED"
+    messages = await smtp_sink.wait_for_async(6)
+    recipients = [list(e.rcpt_tos) for e in smtp_sink.envelopes]
+    assert recipients[1] == [settings.analysts_email] and recipients[2] == [settings.supervisor_email]
+    assert all(r == ["joao.pereira@example.com.br"] for i, r in enumerate(recipients) if i not in (1, 2))
+    assert key in str(messages[0]["Subject"])
+    assert [e.action for e in deps.store.events(handle.id)] == [
+        "submitted", "reminder", "sla_breach", "approved",
+    ]

@@ -1,0 +1,160 @@
+"""What every process workflow shares: activity calls with their retry rules, the event
+log, e-mails, deadlines, search attributes and the role/status checks of validators.
+
+Only orchestration lives here: the side effects are activities, called by name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+
+with workflow.unsafe.imports_passed_through():
+    from domain.policies import Deadline
+    from domain.reasons import unknown_codes, requires_text
+    from models import search_attributes as sa
+    from models.activities import (
+        DeadlineQuery,
+        EmailRequest,
+        EmailResult,
+        ResumeQuery,
+        Transition,
+    )
+    from models.common import Actor, DeadlineRecord, InputRefused, Notification, Reason
+
+# Store and e-mail retry with backoff for as long as it takes (an outage must not lose a
+# step); a permanent refusal comes back as a result, not as an error.
+STORE_OPTIONS: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+    ),
+)
+MAIL_OPTIONS: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+    ),
+)
+LOCAL_OPTIONS: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=10))
+
+
+def refuse(message: str) -> None:
+    raise InputRefused(message)
+
+
+def require_role(actor: Actor, allowed: Iterable[str], action: str) -> None:
+    allowed = tuple(allowed)
+    if actor.role not in allowed:
+        refuse(
+            f"{action}: papel '{actor.role}' não pode executar esta ação "
+            f"(permitido: {', '.join(allowed)})"
+        )
+
+
+def require_status(current: str, allowed: Iterable[str], action: str) -> None:
+    allowed = tuple(allowed)
+    if current not in allowed:
+        refuse(
+            f"{action}: não permitido no status {current} "
+            f"(permitido em: {', '.join(allowed)})"
+        )
+
+
+def require_reasons(reasons: list[Reason], use: str, field: str) -> None:
+    unknown = unknown_codes([r.code for r in reasons], use)
+    if unknown:
+        refuse(
+            f"{field}: código(s) fora do catálogo de motivos para esta ação: "
+            f"{', '.join(unknown)}"
+        )
+    for reason in reasons:
+        if requires_text(reason.code) and not (reason.text or "").strip():
+            refuse(f"{field}: o código {reason.code} exige um texto descrevendo o motivo")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def compute_deadline(
+    policy: str,
+    rule: str,
+    start: datetime,
+    *,
+    generation_class: str | None = None,
+    works: bool = False,
+    voltage_kv: float | None = None,
+) -> Deadline:
+    return await workflow.execute_local_activity(
+        "compute_deadline",
+        DeadlineQuery(
+            policy=policy,
+            rule=rule,
+            start=start,
+            generation_class=generation_class,
+            works=works,
+            voltage_kv=voltage_kv,
+        ),
+        result_type=Deadline,
+        **LOCAL_OPTIONS,
+    )
+
+
+async def resume_deadline(due_at: datetime, paused: timedelta) -> datetime:
+    return await workflow.execute_local_activity(
+        "resume_deadline",
+        ResumeQuery(due_at=due_at, paused_seconds=paused.total_seconds()),
+        result_type=datetime,
+        **LOCAL_OPTIONS,
+    )
+
+
+def deadline_record(deadline: Deadline, cycle: int = 0, reason: str | None = None) -> DeadlineRecord:
+    return DeadlineRecord(
+        rule=deadline.rule,
+        start=deadline.start,
+        due_at=deadline.due_at,
+        remind_at=deadline.remind_at,
+        cycle=cycle,
+        reason=reason,
+    )
+
+
+async def record(transition: Transition) -> None:
+    await workflow.execute_activity("record_transition", transition, **STORE_OPTIONS)
+
+
+async def send_email(request: EmailRequest) -> Notification:
+    result = await workflow.execute_activity(
+        "send_email", request, result_type=EmailResult, **MAIL_OPTIONS
+    )
+    return Notification(
+        key=result.key, template=request.template, status=result.status, detail=result.detail
+    )
+
+
+def upsert_search_attributes(**values: Any) -> None:
+    """Upsert by CONTRACT name (``GdStatus=...``); a None value unsets the attribute."""
+    keys = {key.name: key for key in sa.ALL_KEYS}
+    workflow.upsert_search_attributes(
+        [
+            keys[name].value_unset() if value is None else keys[name].value_set(value)
+            for name, value in values.items()
+        ]
+    )
+
+
+def search_attributes(**values: Any) -> TypedSearchAttributes:
+    """The same attributes, for starting a child workflow with them already set."""
+    keys = {key.name: key for key in sa.ALL_KEYS}
+    return TypedSearchAttributes(
+        [SearchAttributePair(keys[n], v) for n, v in values.items() if v is not None]
+    )

@@ -1,0 +1,12 @@
+"""Every workflow the worker registers (kept out of the package __init__, which the
+sandbox imports for every workflow run)."""
+
+from workflows.access_request import AccessRequestWorkflow
+from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
+from workflows.technician import TechnicianRegistrationWorkflow
+
+ALL_WORKFLOWS = (
+    AccessRequestWorkflow,
+    TechnicianRegistrationWorkflow,
+    BeneficiaryRegistrationWorkflow,
+)
