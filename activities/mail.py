@@ -598,9 +598,16 @@ class MailActivities:
     # --- message and SMTP -----------------------------------------------------------
 
     def _addresses(self, recipients: list[str]) -> list[str]:
-        """``role:analysts``/``role:supervisor`` → the configured address; others as given."""
+        """``role:analysts``/``role:supervisor`` → the configured address;
+        ``technician:CREA-MG-12345`` → the RT's registered address (left out when the RT
+        never registered here); others as given."""
         resolved: list[str] = []
         for recipient in recipients:
+            if recipient.startswith("technician:"):
+                address = self.store.technician_email(recipient.split(":", 1)[1])
+                if address and address not in resolved:
+                    resolved.append(address)
+                continue
             setting = ROLE_RECIPIENTS.get(recipient)
             if setting is None and recipient.startswith("role:"):
                 raise _non_retryable(f"unknown recipient role {recipient!r}", "UnknownRecipient")

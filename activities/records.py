@@ -100,7 +100,7 @@ class RecordActivities:
         if check.process == "access":
             model, problems = self._check_access(check.raw)
         elif check.process == "technician":
-            model, problems = parse_or_problems(TechnicianInput, check.raw)
+            model, problems = self._check_technician(check.raw)
         else:
             model, problems = self._check_beneficiaries(check.raw)
         activity.logger.info(
@@ -113,6 +113,19 @@ class RecordActivities:
         if problems or model is None:
             return IntakeResult(problems=problems, normalized=None)
         return IntakeResult(problems=[], normalized=model.model_dump(mode="json"))
+
+    def _check_technician(self, raw: Any) -> tuple[TechnicianInput | None, list[Problem]]:
+        model, problems = parse_or_problems(TechnicianInput, raw)
+        if model is not None and self.store.technician_status(model.key) == "APPROVED":
+            # A finished approval must not be turned back into a review by a new run.
+            problems.append(
+                Problem(
+                    field="registration",
+                    code="technician_already_approved",
+                    message=f"responsável técnico {model.key} já está aprovado no cadastro",
+                )
+            )
+        return model, problems
 
     def _check_access(self, raw: Any) -> tuple[AccessRequestInput | None, list[Problem]]:
         model, problems = parse_or_problems(AccessRequestInput, raw)
@@ -383,13 +396,18 @@ def _upsert_technician(s: Session, row: TechnicianRow) -> None:
     if record is None:
         s.add(
             TechnicianRecord(
-                key=row.key, workflow_id=row.workflow_id, status=row.status, updated_at=updated_at
+                key=row.key,
+                workflow_id=row.workflow_id,
+                status=row.status,
+                updated_at=updated_at,
+                email=row.email,
             )
         )
     elif _aware(record.updated_at) <= updated_at:
         record.workflow_id = row.workflow_id
         record.status = row.status
         record.updated_at = updated_at
+        record.email = row.email or record.email
 
 
 def _upsert_allocation(s: Session, allocation: AllocationRecord, dialect: str) -> None:

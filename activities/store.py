@@ -210,6 +210,12 @@ class Store:
             row = s.get(TechnicianRecord, key)
             return row.status if row else None
 
+    def technician_email(self, key: str) -> str | None:
+        """Where the e-mails of requests signed by this RT go (None if unknown)."""
+        with self.session(write=False) as s:
+            row = s.get(TechnicianRecord, key)
+            return row.email if row else None
+
     def request_row(self, workflow_id: str) -> RequestRecord | None:
         with self.session(write=False) as s:
             return s.get(RequestRecord, workflow_id)

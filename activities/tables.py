@@ -171,6 +171,7 @@ class TechnicianRecord(SQLModel, table=True):
     workflow_id: str = Field(max_length=200)
     status: str = Field(max_length=32)
     updated_at: datetime = _ts()
+    email: str | None = Field(default=None, max_length=254)
 
 
 class TechnicianSecret(SQLModel, table=True):

@@ -133,6 +133,13 @@ class AccessRequestInput(Model):
                     "documents: a solicitação exige o documento de identificação do "
                     "cliente (commercial_id)"
                 )
+            if self.beneficiaries is not None and self.installation_number is None:
+                raise ValueError(
+                    "installation_number: obrigatório quando a solicitação declara UCs "
+                    "recebedoras (beneficiaries)"
+                )
+        elif self.beneficiaries is not None:
+            raise ValueError("beneficiaries: uma consulta não cadastra UCs recebedoras")
         elif not (
             self.customer.document
             or self.customer.customer_number

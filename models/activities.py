@@ -60,6 +60,9 @@ class TechnicianRow(Model):
     workflow_id: str
     status: str
     updated_at: datetime
+    # The RT's address for the e-mails of the requests it signs (DOMAIN.md: every answer
+    # goes there). Kept in the store only, never in logs or search attributes.
+    email: str | None = None
 
 
 class AllocationRecord(Model):

@@ -290,6 +290,8 @@ _BUILTIN_MESSAGES: dict[str, str] = {
     "datetime_type": "deve ser data e hora ISO 8601",
     "datetime_parsing": "deve ser data e hora ISO 8601",
     "finite_number": "deve ser um número finito",
+    "decimal_parsing": "deve ser um número",
+    "decimal_type": "deve ser um número",
 }
 
 
@@ -313,6 +315,10 @@ def _builtin_message(err: dict[str, Any]) -> str:
                   "less_than": "<", "less_than_equal": "≤"}[kind]
         limit = next(iter(ctx.values()), "")
         return f"deve ser {symbol} {limit}"
+    if kind == "decimal_max_places":
+        return f"deve ter no máximo {ctx.get('decimal_places')} casas decimais"
+    if kind in ("decimal_max_digits", "decimal_whole_digits"):
+        return "número com dígitos demais"
     if kind in ("literal_error", "enum"):
         return f"valor não aceito; esperado {ctx.get('expected')}"
     return err.get("msg", "valor inválido")
@@ -343,6 +349,7 @@ _BUILTIN_TYPES = set(_BUILTIN_MESSAGES) | {
     "string_too_short", "string_too_long", "string_pattern_mismatch", "too_short",
     "too_long", "greater_than", "greater_than_equal", "less_than", "less_than_equal",
     "literal_error", "enum", "int_from_float", "json_invalid", "none_required",
+    "decimal_max_places", "decimal_max_digits", "decimal_whole_digits",
 }
 
 

@@ -191,6 +191,9 @@ async def terminate_started() -> None:
     while STARTED:
         handle = STARTED.pop()
         try:
+            # Let queued activities finish first: the test server does not skip time
+            # while an activity task is outstanding, even for a terminated workflow.
+            await settle(handle, lambda s: s.pending_effects == 0, timeout=5)
             await handle.terminate(reason="test finished")
         except Exception:  # already closed
             pass

@@ -17,7 +17,6 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.policies import Deadline
-    from domain.reasons import catalogue
     from models.access import (
         REANALYSIS_MOTIVE,
         TERMINAL_STATUSES,
@@ -138,6 +137,7 @@ class AccessState(Model):
     notifications: list[common.Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    search_attributes: dict[str, Any] = {}
     pending: list[Union[Transition, EmailRequest, StartChild]] = []
 
 
@@ -187,7 +187,7 @@ class AccessRequestWorkflow:
             if isinstance(effect, Transition):
                 await common.record(effect)
             elif isinstance(effect, EmailRequest):
-                self.state.notifications.append(await common.send_email(effect))
+                self.state.notifications.append(await common.send_quietly(effect))
             else:
                 await self._start_child(effect)
             self.state.pending.pop(0)
@@ -254,7 +254,7 @@ class AccessRequestWorkflow:
                 "CANCELLED",
                 "lapsed_cancelled",
                 email=("cancelled", self._requesters()),
-                extra={"reason": f"decurso do prazo ({deadline.rule})"},
+                extra={"cause": "lapsed", "reason": f"decurso do prazo ({deadline.rule})"},
             )
 
     # --- intake ------------------------------------------------------------------------
@@ -274,9 +274,7 @@ class AccessRequestWorkflow:
         if result.problems or result.normalized is None:
             self.refusal = result.problems
             self.refused = True
-            common.upsert_search_attributes(
-                GdStatus="REFUSED", GdKind=self.raw_kind, GdNextActor=None
-            )
+            common.upsert_search_attributes(GdStatus="REFUSED", GdKind=self.raw_kind)
             await common.record(
                 Transition(
                     workflow_id=info.workflow_id,
@@ -443,7 +441,8 @@ class AccessRequestWorkflow:
                 ),
             )
         )
-        common.upsert_search_attributes(
+        common.upsert_changed(
+            state.search_attributes,
             GdStatus=state.status,
             GdKind=state.input.kind,
             GdClass=state.input.generation.generation_class,
@@ -483,11 +482,7 @@ class AccessRequestWorkflow:
         inp = state.input
         deadline = state.deadline
         last = state.decisions[-1] if state.decisions else None
-        known = catalogue()
-        reasons = [
-            {"code": r.code, "text": r.text or (known[r.code].text if r.code in known else r.code)}
-            for r in (last.reasons if last else [])
-        ]
+        reasons = common.reasons_context(last.reasons if last else [])
         return {
             "request_id": inp.request_id,
             "workflow_id": workflow.info().workflow_id,
@@ -858,7 +853,8 @@ class AccessRequestWorkflow:
         assert state.deadline is not None
         state.deadline.paused_at = workflow.now()
         self._decide(parsed.actor, "pause_clock", text=parsed.reason)
-        self._email("clock_paused", self._requesters(), step=f"pause-{state.seq}", reason=parsed.reason)
+        self._email("clock_paused", self._requesters(), step=f"pause-{state.seq}", reason=parsed.reason,
+                    paused_at=state.deadline.paused_at.isoformat())
         self._transition("clock_paused", actor=parsed.actor, data={"reason": parsed.reason})
 
     def _check_resume_clock(self, args: Any) -> ActorArgs:
@@ -882,7 +878,8 @@ class AccessRequestWorkflow:
         state = self._current()
         deadline = state.deadline
         assert deadline is not None and deadline.paused_at is not None
-        paused = workflow.now() - deadline.paused_at
+        self._decide(parsed.actor, "resume_clock")
+        paused = state.decisions[-1].at - deadline.paused_at
         deadline.due_at = await common.resume_deadline(deadline.due_at, paused)
         if deadline.remind_at is not None:
             deadline.remind_at = deadline.remind_at + paused
@@ -898,7 +895,6 @@ class AccessRequestWorkflow:
                 reason=f"prazo retomado após {paused.total_seconds():.0f} s suspenso",
             )
         )
-        self._decide(parsed.actor, "resume_clock")
         self._email("clock_resumed", self._requesters(), step=f"resume-{state.seq}")
         self._transition("clock_resumed", actor=parsed.actor, data={"paused_s": paused.total_seconds()})
 
@@ -1061,5 +1057,5 @@ class AccessRequestWorkflow:
             "withdrawn",
             actor=parsed.actor,
             email=("cancelled", recipients),
-            extra={"reason": f"desistência: {parsed.reason}"},
+            extra={"cause": "withdrawn", "reason": parsed.reason},
         )

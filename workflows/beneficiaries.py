@@ -44,8 +44,14 @@ with workflow.unsafe.imports_passed_through():
     from models.ids import beneficiaries_id
 
 from workflows import common
-from workflows.common import require_reasons, require_role, require_status
-from workflows.technician import reasons_context, send_quietly, upsert_changed
+from workflows.common import (
+    reasons_context,
+    require_reasons,
+    require_role,
+    require_status,
+    send_quietly,
+    upsert_changed,
+)
 
 DECIDERS = ("analyst", "supervisor")
 ID_PREFIX = "gd-beneficiaries-"

@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from domain.policies import Deadline
-    from domain.reasons import unknown_codes, requires_text
+    from domain.reasons import catalogue, requires_text, unknown_codes
     from models import search_attributes as sa
     from models.activities import (
         DeadlineQuery,
@@ -158,3 +159,36 @@ def search_attributes(**values: Any) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [SearchAttributePair(keys[n], v) for n, v in values.items() if v is not None]
     )
+
+
+def upsert_changed(current: dict[str, Any], **values: Any) -> None:
+    """Upsert only what changed. A key never set is not "unset" either: the time-skipping
+    server stores that as a null value that clients then fail to decode."""
+    changed = {name: value for name, value in values.items() if current.get(name) != value}
+    if changed:
+        upsert_search_attributes(**changed)
+        current.update(changed)
+
+
+def reasons_context(reasons: list[Reason]) -> list[dict[str, str]]:
+    """Reasons as the requester reads them: the catalogue text when the analyst gave none."""
+    known = catalogue()
+    return [
+        {"code": r.code, "text": r.text or (known[r.code].text if r.code in known else r.code)}
+        for r in reasons
+    ]
+
+
+async def send_quietly(request: EmailRequest) -> Notification:
+    # An e-mail that can never go out (bad template, refused address) is noted in the
+    # status; it must not fail the registration.
+    try:
+        return await send_email(request)
+    except ActivityError as error:
+        return Notification(
+            key=request.key, template=request.template, status="refused", detail=activity_failure(error)
+        )
+
+
+def activity_failure(error: ActivityError) -> str:
+    return str(error.cause or error)[:500]

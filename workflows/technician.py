@@ -53,7 +53,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import common
-from workflows.common import require_reasons, require_role, require_status
+from workflows.common import (
+    reasons_context,
+    require_reasons,
+    require_role,
+    require_status,
+    send_quietly,
+    upsert_changed,
+)
 
 # TechnicianInput carries no policy and both shipped policies agree on this rule.
 POLICY = "seed"
@@ -260,6 +267,7 @@ class TechnicianRegistrationWorkflow:
                 workflow_id=workflow_id,
                 status=self.status,
                 updated_at=self.updated_at,
+                email=self.input.email,
             )
         self.pending.append(
             Transition(
@@ -413,35 +421,6 @@ class TechnicianRegistrationWorkflow:
         )
 
 
-def upsert_changed(current: dict[str, Any], **values: Any) -> None:
-    """Upsert only what changed. A key never set is not "unset" either: the time-skipping
-    server stores that as a null value that clients then fail to decode."""
-    changed = {name: value for name, value in values.items() if current.get(name) != value}
-    if changed:
-        common.upsert_search_attributes(**changed)
-        current.update(changed)
-
-
-def reasons_context(reasons: list[Reason]) -> list[dict[str, str]]:
-    """Reasons as the requester reads them: the catalogue text when the analyst gave none."""
-    known = catalogue()
-    return [
-        {"code": r.code, "text": r.text or (known[r.code].text if r.code in known else r.code)}
-        for r in reasons
-    ]
-
-
-async def send_quietly(request: EmailRequest) -> Notification:
-    # An e-mail that can never go out (bad template, refused address) is noted in the
-    # status; it must not fail the registration.
-    try:
-        return await common.send_email(request)
-    except ActivityError as error:
-        return Notification(
-            key=request.key, template=request.template, status="refused", detail=_cause(error)
-        )
-
-
 async def _send_credentials(request: CredentialsRequest) -> list[Notification]:
     try:
         results: list[EmailResult] = await workflow.execute_activity(
@@ -454,14 +433,10 @@ async def _send_credentials(request: CredentialsRequest) -> list[Notification]:
         return [
             Notification(
                 key=request.key, template="technician_credentials", status="refused",
-                detail=_cause(error),
+                detail=common.activity_failure(error),
             )
         ]
     return [
         Notification(key=r.key, template=r.template, status=r.status, detail=r.detail)
         for r in results
     ]
-
-
-def _cause(error: ActivityError) -> str:
-    return str(error.cause or error)[:500]
