@@ -78,7 +78,10 @@ def build_worker(
     deps: Dependencies | None = None,
     activities: list | None = None,
     task_queue: str | None = None,
+    **worker_options,
 ) -> Worker:
+    """One worker for every workflow and activity; ``worker_options`` go to ``Worker``
+    (slot and poller tuning, interceptors)."""
     settings = settings or get_settings()
     if activities is None:
         activities = all_activities(deps or build_dependencies(settings))
@@ -88,6 +91,7 @@ def build_worker(
         workflows=all_workflows(),
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=16),
+        **worker_options,
     )
 
 
