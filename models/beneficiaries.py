@@ -24,7 +24,7 @@ from models.common import (
 )
 
 Modality = Literal["local", "remote", "shared", "multi_unit"]
-BeneficiaryStatusName = Literal["REFUSED", "PENDING_REVIEW", "REGISTERED", "REJECTED"]
+BeneficiaryStatusName = Literal["RECEIVED", "REFUSED", "PENDING_REVIEW", "REGISTERED", "REJECTED"]
 
 
 class AllocationUnit(Model):

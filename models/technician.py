@@ -24,7 +24,7 @@ from models.common import (
     Uf,
 )
 
-TechnicianStatusName = Literal["REFUSED", "PENDING_REVIEW", "APPROVED", "REJECTED"]
+TechnicianStatusName = Literal["RECEIVED", "REFUSED", "PENDING_REVIEW", "APPROVED", "REJECTED"]
 
 
 class TechnicianInput(Model):

@@ -46,8 +46,11 @@ def workflow_environment_kind(pytestconfig: pytest.Config) -> str:
     return pytestconfig.getoption("--workflow-environment")
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def env(workflow_environment_kind: str) -> AsyncIterator[WorkflowEnvironment]:
+    """One server per test module: the time-skipping server will not move its clock while
+    any activity task is outstanding, so work a module leaves behind must not hold up the
+    next module's clock."""
     kind = workflow_environment_kind
     if kind == "time-skipping":
         environment = await WorkflowEnvironment.start_time_skipping(

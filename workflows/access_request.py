@@ -91,6 +91,8 @@ REQUIRED_APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "d
 # Analysis cycles per run before continuing as new, so a long reanalysis loop keeps a
 # bounded history.
 CYCLES_PER_RUN = 4
+# Patch ids (workflow.patched): histories written before each change still replay.
+APPROVE_RECORDS_WORKS = "approve-records-works-v1"
 
 
 class ActiveDeadline(Model):
@@ -317,7 +319,8 @@ class AccessRequestWorkflow:
         self.state.service_note = numbers.service_note
         self.state.protocol = numbers.protocol
         self.state.service_notes.append(numbers.service_note)
-        await self._set_deadline("apr_window", numbers.issued_at)
+        # Deadlines run on the workflow clock (the activity ran on the worker's clock).
+        await self._set_deadline("apr_window", workflow.now())
         self._move("AWAITING_APR", "received", email=("request_received", self._requesters()))
 
     # --- state helpers -----------------------------------------------------------------
@@ -664,6 +667,14 @@ class AccessRequestWorkflow:
         state = self._current()
         state.documents.append(parsed.parecer)
         if parsed.requires_works:
+            # Works named by the parecer reach the event log as a works_declared step, as
+            # when declared during the analysis (docs/PATCHING.md).
+            if not state.works_declared and workflow.patched(APPROVE_RECORDS_WORKS):
+                self._transition(
+                    "works_declared",
+                    actor=parsed.actor,
+                    data={"reason": "obras exigidas no parecer de acesso", "source": "approve"},
+                )
             state.works_declared = True
         self._decide(parsed.actor, "approve", text=parsed.notes, documents=[parsed.parecer])
         await self._set_deadline("inspection_request_window", workflow.now())
@@ -786,7 +797,7 @@ class AccessRequestWorkflow:
         state.documents.extend(parsed.documents)
         state.corrections_attached = False
         state.apr_registered_after_lapse = False
-        await self._start_cycle(numbers.issued_at)
+        await self._start_cycle(workflow.now())
         self._move(
             "UNDER_ANALYSIS",
             "reanalysis_requested",

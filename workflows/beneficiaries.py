@@ -71,8 +71,8 @@ class BeneficiaryRegistrationWorkflow:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.input: BeneficiaryInput | None = None
-        # Until intake answers, the registration is pending and nobody may decide yet.
-        self.status = "PENDING_REVIEW"
+        # Until intake answers, nobody may decide yet (CONTRACT extension: "RECEIVED").
+        self.status = "RECEIVED"
         self.refusal: list[Problem] = []
         self.seq = 0
         self.effective_from: date | None = None
@@ -278,7 +278,7 @@ class BeneficiaryRegistrationWorkflow:
         return self._snapshot()
 
     def _require_open(self, action: str) -> None:
-        if self.input is None and self.status == "PENDING_REVIEW":
+        if self.status == "RECEIVED":
             common.refuse(f"{action}: o cadastramento ainda está em validação; tente novamente")
         require_status(self.status, ("PENDING_REVIEW",), action)
 

@@ -77,8 +77,8 @@ class TechnicianRegistrationWorkflow:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.input: TechnicianInput | None = None
-        # Until intake answers, the registration is pending and nobody may decide yet.
-        self.status = "PENDING_REVIEW"
+        # Until intake answers, nobody may decide yet (CONTRACT extension: "RECEIVED").
+        self.status = "RECEIVED"
         self.refusal: list[Problem] = []
         self.seq = 0
         self.deadline: Deadline | None = None
@@ -360,7 +360,7 @@ class TechnicianRegistrationWorkflow:
         return self._snapshot()
 
     def _require_open(self, action: str) -> None:
-        if self.input is None and self.status == "PENDING_REVIEW":
+        if self.status == "RECEIVED":
             common.refuse(f"{action}: o cadastro ainda está em validação; tente novamente")
         require_status(self.status, ("PENDING_REVIEW",), action)
 
