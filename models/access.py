@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -59,6 +60,10 @@ AccessStatusName = Literal[
 ]
 TERMINAL_STATUSES = ("REFUSED", "CONNECTED", "ANSWERED", "CANCELLED")
 GenerationClass = Literal["micro", "mini"]
+
+
+def input_digest(inp: "AccessRequestInput") -> str:
+    return hashlib.sha256(inp.model_dump_json().encode()).hexdigest()
 
 
 class Customer(Model):
@@ -240,6 +245,9 @@ class AccessStatus(Model):
     notifications: list[Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    # SHA-256 of the normalised input: lets a caller tell "the same request again" from
+    # "this request_id was used for another body" (the id alone cannot).
+    input_digest: str | None = None
     # Side effects (store writes, e-mails) queued but not yet done; 0 once settled.
     pending_effects: int = 0
     created_at: datetime | None = None

@@ -167,11 +167,18 @@ async def test_intake_refused_lists_every_reason(client, worker, task_queue, fak
 
 
 async def test_same_request_id_gives_same_run(client, worker, task_queue):
+    from models.access import AccessRequestInput, input_digest
+
     raw = request_input()
     first = await start(client, raw, task_queue)
     second = await start(client, raw, task_queue)
     assert first.result_run_id == second.result_run_id
-    assert (await status(first)).service_note == (await status(second)).service_note
+    st = await status(second)
+    assert (await status(first)).service_note == st.service_note
+    # A caller can tell the same body from another body sent under the same id.
+    assert st.input_digest == input_digest(AccessRequestInput.model_validate(raw))
+    other = {**raw, "generation": {**raw["generation"], "installed_power_kw": 9.0}}
+    assert st.input_digest != input_digest(AccessRequestInput.model_validate(other))
 
 
 async def test_lapse_then_late_apr_then_reanalysis(client, env, worker, task_queue, fakes, refused):

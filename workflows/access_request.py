@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         REANALYSIS_MOTIVE,
         TERMINAL_STATUSES,
         AccessRequestInput,
+        input_digest,
         AccessStatus,
         AnswerInquiryArgs,
         ApproveArgs,
@@ -545,6 +546,7 @@ class AccessRequestWorkflow:
             inspection_findings=list(state.inspection_findings),
             beneficiaries_workflow_id=state.beneficiaries_workflow_id,
             pending_effects=len(state.pending),
+            input_digest=input_digest(inp),
             created_at=state.created_at,
             updated_at=state.updated_at,
         )
