@@ -146,8 +146,11 @@ class AccessState(Model):
 
 @workflow.defn(name="AccessRequest")
 class AccessRequestWorkflow:
-    def __init__(self) -> None:
-        self.state: AccessState | None = None
+    @workflow.init
+    def __init__(self, raw: dict[str, Any], carried: AccessState | None = None) -> None:
+        # The carried state is there before the first task, so an update reaching a
+        # continued run at once sees the request, not an empty intake.
+        self.state: AccessState | None = carried
         self.refusal: list = []
         self.refused = False
         self.raw_request_id: str = ""
@@ -158,9 +161,7 @@ class AccessRequestWorkflow:
 
     @workflow.run
     async def run(self, raw: dict[str, Any], carried: AccessState | None = None) -> AccessStatus:
-        if carried is not None:
-            self.state = carried
-        else:
+        if carried is None:
             await self._intake(raw)
         while True:
             await self._drain()

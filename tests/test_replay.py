@@ -1,0 +1,280 @@
+"""Golden histories replay with today's code, and a change that breaks them is caught.
+
+The histories in tests/histories/ were written by real workflow runs
+(``python -m tests.make_histories``); no server is needed here. See docs/PATCHING.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.worker import UnsandboxedWorkflowRunner
+from typer.testing import CliRunner
+
+from audit import export as exports
+from audit import timeline
+from audit.cli import audit_app
+from audit.replay import build_replayer, replay
+from tests.make_histories import FROZEN, HISTORIES, SCENARIOS
+from workflows.access_request import APPROVE_RECORDS_WORKS, AccessRequestWorkflow, AccessState
+
+FILES = exports.export_files(HISTORIES)
+REQUIRED_STATUSES = {
+    "AccessRequest": {
+        "REFUSED", "AWAITING_APR", "LAPSED", "UNDER_ANALYSIS", "SUSPENDED", "REPROVED",
+        "APPROVED", "INSPECTION_REQUESTED", "INSPECTION_REPROVED", "CONNECTED",
+        "AWAITING_ANSWER", "ANSWERED", "CANCELLED",
+    },
+    "TechnicianRegistration": {"REFUSED", "PENDING_REVIEW", "APPROVED", "REJECTED"},
+    "BeneficiaryRegistration": {"REFUSED", "PENDING_REVIEW", "REGISTERED", "REJECTED"},
+}
+PREPATCH = HISTORIES / "access-connected-works-prepatch.json.gz"
+POSTPATCH = HISTORIES / "access-connected-works.json.gz"
+
+
+@workflow.defn(name="AccessRequest")
+class ApproveWithoutGuard(AccessRequestWorkflow):
+    """The patched change with its ``workflow.patched`` guard removed: what a developer
+    would write if they forgot that running (and archived) workflows replay old code."""
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
+        return await super().run(raw, carried)
+
+    async def _do_approve(self, parsed) -> None:
+        state = self._current()
+        if parsed.requires_works and not state.works_declared:
+            self._transition(
+                "works_declared",
+                actor=parsed.actor,
+                data={"reason": "obras exigidas no parecer de acesso", "source": "approve"},
+            )
+            state.works_declared = True
+        await super()._do_approve(parsed)
+
+
+@workflow.defn(name="AccessRequest")
+class ApproveBeforeThePatch(AccessRequestWorkflow):
+    """The code as it was before the patch (a rollback of the deployment)."""
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
+        return await super().run(raw, carried)
+
+    async def _do_approve(self, parsed) -> None:
+        state = self._current()
+        state.documents.append(parsed.parecer)
+        if parsed.requires_works:
+            state.works_declared = True
+        self._decide(parsed.actor, "approve", text=parsed.notes, documents=[parsed.parecer])
+        await self._set_deadline("inspection_request_window", workflow.now())
+        self._move(
+            "APPROVED", "approved", actor=parsed.actor, documents=[parsed.parecer],
+            email=("parecer_issued", self._requesters()), attachments=[parsed.parecer],
+            extra={"requires_works": parsed.requires_works, "notes": parsed.notes},
+        )
+
+
+def variant_replayer(cls):
+    # The variants live in this test module, which the sandbox would re-import together
+    # with pytest; nondeterminism is detected by the SDK core either way.
+    return build_replayer([cls], workflow_runner=UnsandboxedWorkflowRunner())
+
+
+def patch_markers(export: exports.Export) -> list[int]:
+    found = []
+    for run in export.runs:
+        for event in run.history.events:
+            if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                attrs = event.marker_recorded_event_attributes
+                data = attrs.details["patch-data"].payloads[0].data if "patch-data" in attrs.details else b""
+                if attrs.marker_name == "core_patch" and json.loads(data or b"{}").get("id") == APPROVE_RECORDS_WORKS:
+                    found.append(event.event_id)
+    return found
+
+
+def parecer_email_event(export: exports.Export) -> int:
+    """Id of the event scheduling the parecer e-mail: the old code's first effect of
+    ``approve`` (the unguarded variant records a works_declared step before it)."""
+    for event in export.runs[0].history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "send_email":
+                if json.loads(attrs.input.payloads[0].data)["template"] == "parecer_issued":
+                    return event.event_id
+    raise AssertionError("no parecer e-mail in the history")
+
+
+# --- the golden set -------------------------------------------------------------------
+
+
+def test_golden_set_is_there_and_small():
+    names = {p.name.removesuffix(".json.gz") for p in FILES}
+    assert set(SCENARIOS) <= names | {"beneficiaries-registered"}
+    assert FROZEN <= names, "a frozen history (older code) is missing"
+    total = sum(p.stat().st_size for p in FILES)
+    assert total < 400_000, f"golden histories grew to {total} bytes"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+async def test_golden_history_replays_with_current_code(path: Path):
+    export = exports.read(path)
+    [outcome] = await replay([export])
+    assert outcome.ok, outcome.line()
+    assert outcome.workflow_type in REQUIRED_STATUSES
+
+
+async def test_golden_set_reaches_every_status_of_every_workflow_type():
+    reached: dict[str, set[str]] = {name: set() for name in REQUIRED_STATUSES}
+    chains = children = 0
+    for path in FILES:
+        export = exports.read(path)
+        line = await timeline.build(export)
+        reached[export.workflow_type] |= {s.status for s in line.steps if s.status}
+        chains += len(export.runs) > 1
+        children += any(s.action == "child_started" for s in line.steps)
+    for workflow_type, statuses in REQUIRED_STATUSES.items():
+        missing = statuses - reached[workflow_type]
+        assert not missing, f"{workflow_type}: no golden history reaches {sorted(missing)}"
+    assert chains >= 1, "no continue-as-new chain among the golden histories"
+    assert children >= 1, "no child workflow start among the golden histories"
+
+
+def test_cli_replays_the_golden_directory():
+    result = CliRunner().invoke(audit_app, ["replay", "--dir", str(HISTORIES)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith(("OK", "FALHA"))]
+    assert len(lines) == len(FILES) and all(line.startswith("OK ") for line in lines)
+    assert f"{len(FILES)} processo(s)" in result.output
+
+
+# --- the patch (docs/PATCHING.md) -----------------------------------------------------
+
+
+async def test_patch_old_and_new_histories_both_replay():
+    old, new = exports.read(PREPATCH), exports.read(POSTPATCH)
+    assert patch_markers(old) == [], "the frozen history must predate the patch"
+    assert len(patch_markers(new)) == 1
+    new_steps = [s.action for s in (await timeline.build(new)).steps]
+    old_steps = [s.action for s in (await timeline.build(old)).steps]
+    assert "works_declared" in new_steps and "works_declared" not in old_steps
+    outcomes = await replay([old, new])
+    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+
+
+async def test_removing_the_patch_guard_fails_the_old_history_at_its_event():
+    old = exports.read(PREPATCH)
+    expected_id = parecer_email_event(old)
+    [outcome] = await replay([old], variant_replayer(ApproveWithoutGuard))
+    assert not outcome.ok
+    failure = outcome.failure
+    assert failure.nondeterminism
+    assert failure.event_id == expected_id
+    assert failure.event == "ActivityTaskScheduled send_email"
+    assert "record_transition" in failure.error
+    assert f"no evento {expected_id}" in outcome.line()
+
+
+async def test_patched_histories_need_the_patch_call_kept():
+    """Dropping the ``patched`` call (or rolling back to the pre-patch code) fails the
+    histories written after the patch: the policy's deprecate-then-remove order."""
+    new = exports.read(POSTPATCH)
+    marker = patch_markers(new)[0]
+    for variant in (ApproveWithoutGuard, ApproveBeforeThePatch):
+        [outcome] = await replay([new], variant_replayer(variant))
+        assert not outcome.ok and outcome.failure.nondeterminism, variant.__name__
+        assert outcome.failure.event_id == marker
+        assert APPROVE_RECORDS_WORKS in outcome.failure.error
+
+
+async def test_pre_patch_code_still_replays_the_old_history():
+    """Sanity of the variants above: the pre-patch variant is the code that wrote it."""
+    [outcome] = await replay([exports.read(PREPATCH)], variant_replayer(ApproveBeforeThePatch))
+    assert outcome.ok, outcome.line()
+
+
+# --- a broken history ------------------------------------------------------------------
+
+
+def broken_copy(path: Path, target: Path) -> int:
+    """Rewrite one scheduled e-mail activity as another activity; returns its event id."""
+    data = json.loads(exports.read(path).to_json())
+    events = data["runs"][0]["history"]["events"]
+    for event in events:
+        attrs = event.get("activityTaskScheduledEventAttributes")
+        if attrs and attrs["activityType"]["name"] == "send_email":
+            attrs["activityType"]["name"] = "issue_numbers"
+            target.write_text(json.dumps(data))
+            return int(event["eventId"])
+    raise AssertionError("no e-mail activity to break")
+
+
+async def test_a_tampered_history_is_caught_at_its_event(tmp_path):
+    broken = tmp_path / "broken.json"
+    event_id = broken_copy(HISTORIES / "access-withdrawn.json.gz", broken)
+    [outcome] = await replay([exports.read(broken)])
+    assert not outcome.ok and outcome.failure.nondeterminism
+    assert outcome.failure.event_id == event_id
+    assert outcome.failure.event == "ActivityTaskScheduled issue_numbers"
+
+
+def test_cli_replay_exits_2_on_a_broken_history(tmp_path):
+    good = tmp_path / "good.json.gz"
+    exports.read(HISTORIES / "technician-rejected.json.gz").write(good)
+    broken = tmp_path / "broken.json"
+    event_id = broken_copy(HISTORIES / "access-withdrawn.json.gz", broken)
+    result = CliRunner().invoke(audit_app, ["replay", "--file", str(good), "--file", str(broken)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("OK ") and "gd-technician-" in lines[0]
+    assert lines[1].startswith("FALHA ") and f"não determinismo no evento {event_id}" in lines[1]
+    assert "1 com falha" in result.output
+    as_json = CliRunner().invoke(audit_app, ["replay", "--file", str(broken), "--json"])
+    assert as_json.exit_code == 2
+    [row] = json.loads(as_json.output)
+    assert row["ok"] is False and row["runs"][0]["event_id"] == event_id
+
+
+def test_cli_replay_refuses_bad_sources(tmp_path):
+    runner = CliRunner()
+    both = runner.invoke(audit_app, ["replay", "gd-request-x", "--dir", str(tmp_path)])
+    assert both.exit_code == 2 and "exatamente uma origem" in both.output
+    empty = runner.invoke(audit_app, ["replay", "--dir", str(tmp_path)])
+    assert empty.exit_code == 2 and "nenhuma exportação" in empty.output
+    (tmp_path / "x.json").write_text('{"not": "an export"}')
+    wrong = runner.invoke(audit_app, ["replay", "--file", str(tmp_path / "x.json")])
+    assert wrong.exit_code == 2 and "gd-history-export/1" in wrong.output
+
+
+def test_export_file_round_trips_byte_for_byte(tmp_path):
+    """Writing what was read gives the same histories (plain and gzip)."""
+    original = exports.read(HISTORIES / "access-continue-as-new.json.gz")
+    for name in ("copy.json", "copy.json.gz"):
+        again = exports.read(_written(original, tmp_path / name))
+        assert [r.run_id for r in again.runs] == [r.run_id for r in original.runs]
+        assert [r.history.events for r in again.runs] == [r.history.events for r in original.runs]
+    assert exports.previous_run_id(original.runs[1].history) == original.runs[0].run_id
+    assert exports.next_run_id(original.runs[0].history) == original.runs[1].run_id
+
+
+def _written(export: exports.Export, path: Path) -> Path:
+    clone = copy.copy(export)
+    clone.write(path)
+    return path
+
+
+def test_batch_replay_keeps_the_order_of_its_input():
+    """Many histories through one replayer and its parallel lanes: outcomes in input order."""
+    small = [p for p in FILES if "refused" in p.name or "rejected" in p.name]
+    loaded = [exports.read(path) for path in small] * 3
+    outcomes = asyncio.run(replay(loaded, lanes=4))
+    assert [o.workflow_id for o in outcomes] == [e.workflow_id for e in loaded]
+    assert [len(o.runs) for o in outcomes] == [len(e.runs) for e in loaded]
+    assert all(o.ok for o in outcomes)
