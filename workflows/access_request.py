@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Union
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.policies import Deadline
@@ -51,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         DeadlineRecord,
         DocumentRef,
-        InputRefused,
         Model,
         Reason,
         SlaBreach,
@@ -188,30 +186,21 @@ class AccessRequestWorkflow:
         """Run queued side effects in order; a handler may queue more meanwhile."""
         while self.state is not None and self.state.pending:
             effect = self.state.pending[0]
-            if isinstance(effect, Transition):
-                await common.record(effect)
-            elif isinstance(effect, EmailRequest):
-                self.state.notifications.append(await common.send_quietly(effect))
-            else:
+            if isinstance(effect, StartChild):
                 await self._start_child(effect)
+            else:
+                note = await common.run_effect(effect)
+                if note is not None:
+                    self.state.notifications.append(note)
             self.state.pending.pop(0)
 
     async def _wait_for_change_or_deadline(self) -> None:
         state = self.state
         assert state is not None
         seen = (state.seq, state.status)
-        target = self._next_timer()
         changed = lambda: bool(state.pending) or (state.seq, state.status) != seen  # noqa: E731
-        if target is None:
-            await workflow.wait_condition(changed)
+        if not await common.wait_for_change_or(self._next_timer(), changed):
             return
-        remaining = (target - workflow.now()).total_seconds()
-        if remaining > 0:
-            try:
-                await workflow.wait_condition(changed, timeout=timedelta(seconds=remaining))
-                return
-            except asyncio.TimeoutError:
-                pass
         async with self.lock:
             if (state.seq, state.status) == seen:
                 await self._on_timer()
@@ -577,12 +566,7 @@ class AccessRequestWorkflow:
     # the same state may arrive together.
 
     async def _apply(self, check: Callable[[Any], Any], args: Any, act) -> AccessStatus:
-        async with self.lock:
-            try:
-                parsed = check(args)
-            except InputRefused as refused:
-                raise ApplicationError(str(refused), type="Refused", non_retryable=True)
-            await act(parsed)
+        await common.decide(self.lock, check, args, act)
         return self._snapshot()
 
     def _current(self) -> AccessState:

@@ -14,7 +14,6 @@ from datetime import date, datetime
 from typing import Any, Callable, Union
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.calendar import local_date
@@ -34,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.common import (
         Actor,
-        InputRefused,
         Notification,
         Problem,
         Reason,
@@ -49,7 +47,6 @@ from workflows.common import (
     require_reasons,
     require_role,
     require_status,
-    send_quietly,
     upsert_changed,
 )
 
@@ -105,11 +102,9 @@ class BeneficiaryRegistrationWorkflow:
 
     async def _drain(self) -> None:
         while self.pending:
-            effect = self.pending[0]
-            if isinstance(effect, Transition):
-                await common.record(effect)
-            else:
-                self.notifications.append(await send_quietly(effect))
+            note = await common.run_effect(self.pending[0])
+            if note is not None:
+                self.notifications.append(note)
             self.pending.pop(0)
 
     # --- intake ------------------------------------------------------------------------
@@ -269,12 +264,7 @@ class BeneficiaryRegistrationWorkflow:
     async def _apply(
         self, check: Callable[[Any], Any], args: Any, act: Callable[[Any], None]
     ) -> BeneficiaryStatus:
-        async with self.lock:
-            try:
-                parsed = check(args)
-            except InputRefused as refused:
-                raise ApplicationError(str(refused), type="Refused", non_retryable=True)
-            act(parsed)
+        await common.decide(self.lock, check, args, act)
         return self._snapshot()
 
     def _require_open(self, action: str) -> None:

@@ -6,11 +6,13 @@ Only orchestration lives here: the side effects are activities, called by name.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
@@ -192,3 +194,46 @@ async def send_quietly(request: EmailRequest) -> Notification:
 
 def activity_failure(error: ActivityError) -> str:
     return str(error.cause or error)[:500]
+
+
+# --- the loop every process workflow runs ------------------------------------------------
+# Handlers decide under a lock and queue effects; the main loop runs the effects in order
+# and the deadline timers in between.
+
+
+async def decide(lock: asyncio.Lock, check: Callable[[Any], Any], args: Any, act) -> None:
+    """Run an accepted update: check again under the lock (two updates validated against
+    the same state may both have been accepted), then act (sync or async)."""
+    async with lock:
+        try:
+            parsed = check(args)
+        except InputRefused as refused:
+            raise ApplicationError(str(refused), type="Refused", non_retryable=True)
+        outcome = act(parsed)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+async def run_effect(effect: Any) -> Notification | None:
+    """A queued store transition or e-mail; other kinds are the workflow's own."""
+    if isinstance(effect, Transition):
+        await record(effect)
+        return None
+    if isinstance(effect, EmailRequest):
+        return await send_quietly(effect)
+    raise TypeError(f"unknown effect {type(effect).__name__}")
+
+
+async def wait_for_change_or(target: datetime | None, changed: Callable[[], bool]) -> bool:
+    """Wait until ``changed()`` or the ``target`` instant; True when the timer won."""
+    if target is None:
+        await workflow.wait_condition(changed)
+        return False
+    remaining = (target - workflow.now()).total_seconds()
+    if remaining > 0:
+        try:
+            await workflow.wait_condition(changed, timeout=timedelta(seconds=remaining))
+            return False
+        except asyncio.TimeoutError:
+            pass
+    return True

@@ -14,15 +14,14 @@ e-mails, never decisions.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable, Union
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.policies import Deadline
-    from domain.reasons import catalogue
     from models.activities import (
         CredentialsRequest,
         EmailRequest,
@@ -36,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         Decision,
         DeadlineRecord,
-        InputRefused,
         Notification,
         Problem,
         Reason,
@@ -58,7 +56,6 @@ from workflows.common import (
     require_reasons,
     require_role,
     require_status,
-    send_quietly,
     upsert_changed,
 )
 
@@ -115,29 +112,20 @@ class TechnicianRegistrationWorkflow:
         """Run queued side effects in order; a handler may queue more meanwhile."""
         while self.pending:
             effect = self.pending[0]
-            if isinstance(effect, Transition):
-                await common.record(effect)
-            elif isinstance(effect, EmailRequest):
-                self.notifications.append(await send_quietly(effect))
-            else:
+            if isinstance(effect, CredentialsRequest):
                 self.notifications.extend(await _send_credentials(effect))
+            else:
+                note = await common.run_effect(effect)
+                if note is not None:
+                    self.notifications.append(note)
             self.pending.pop(0)
 
     async def _wait_for_decision_or_timer(self) -> None:
         def changed() -> bool:
             return bool(self.pending) or self.status != "PENDING_REVIEW"
 
-        target = self._next_timer()
-        if target is None:
-            await workflow.wait_condition(changed)
+        if not await common.wait_for_change_or(self._next_timer(), changed):
             return
-        remaining = (target - workflow.now()).total_seconds()
-        if remaining > 0:
-            try:
-                await workflow.wait_condition(changed, timeout=timedelta(seconds=remaining))
-                return
-            except asyncio.TimeoutError:
-                pass
         async with self.lock:
             if self.status == "PENDING_REVIEW":
                 self._on_timer()
@@ -351,12 +339,7 @@ class TechnicianRegistrationWorkflow:
     async def _apply(
         self, check: Callable[[Any], Any], args: Any, act: Callable[[Any], None]
     ) -> TechnicianStatus:
-        async with self.lock:
-            try:
-                parsed = check(args)
-            except InputRefused as refused:
-                raise ApplicationError(str(refused), type="Refused", non_retryable=True)
-            act(parsed)
+        await common.decide(self.lock, check, args, act)
         return self._snapshot()
 
     def _require_open(self, action: str) -> None:
