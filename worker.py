@@ -17,8 +17,26 @@ log = logging.getLogger("gd.worker")
 
 
 def data_converter():
-    """The one converter worker, CLI and replayer share (a payload codec plugs in here)."""
-    return pydantic_data_converter
+    """The one converter worker, CLI and replayer share (a payload codec plugs in here).
+
+    With ``GD_CODEC_KEYS`` (or ``GD_CODEC_KEY``) set, payloads are encrypted with the
+    AES-GCM codec of codec.py and failure messages/stack traces are moved into encoded
+    attributes, so no personal data reaches the server in clear. Bad key variables raise
+    ``codec.CodecConfigError`` here, at start-up."""
+    import dataclasses
+
+    from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+
+    from codec import codec_from_env
+
+    codec = codec_from_env()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: GdSettings | None = None) -> Client:
