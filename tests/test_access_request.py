@@ -32,7 +32,6 @@ from tests.access_helpers import (
     update,
 )
 
-pytestmark = pytest.mark.timeskip
 
 
 @pytest.fixture
@@ -181,6 +180,7 @@ async def test_same_request_id_gives_same_run(client, worker, task_queue):
     assert st.input_digest != input_digest(AccessRequestInput.model_validate(other))
 
 
+@pytest.mark.timeskip
 async def test_lapse_then_late_apr_then_reanalysis(client, env, worker, task_queue, fakes, refused):
     handle = await start(client, request_input(), task_queue)
     st = await status(handle)
@@ -244,6 +244,7 @@ async def test_reprove_then_reanalysis_needs_right_ns(client, worker, task_queue
     assert st.status == "UNDER_ANALYSIS"
 
 
+@pytest.mark.timeskip
 async def test_parecer_breach_escalates_and_decision_still_possible(client, env, worker, task_queue, fakes):
     handle, st = await to_analysis(client, task_queue)
     due = st.due_at
@@ -275,6 +276,7 @@ async def test_declare_works_recomputes_from_same_start(client, worker, task_que
     assert "já declaradas" in msg
 
 
+@pytest.mark.timeskip
 async def test_pause_and_resume_move_due_at_exactly(client, env, worker, task_queue, refused):
     from domain.calendar import default_calendar
 
@@ -323,6 +325,7 @@ async def test_withdraw(client, worker, task_queue, fakes, refused):
     assert fakes.templates(handle.id)[-1] == "cancelled"
 
 
+@pytest.mark.timeskip
 async def test_pendencies_lapse_cancels(client, env, worker, task_queue, fakes):
     handle, st = await to_analysis(client, task_queue)
     st = await update(handle, "suspend", {"actor": ANALYST, "pendencies": [{"code": "DOC-ILEGIVEL"}]})
@@ -335,6 +338,7 @@ async def test_pendencies_lapse_cancels(client, env, worker, task_queue, fakes):
     assert fakes.templates(handle.id)[-1] == "cancelled"
 
 
+@pytest.mark.timeskip
 async def test_inspection_request_window_lapse_cancels(client, env, worker, task_queue):
     handle, st = await to_analysis(client, task_queue)
     st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
