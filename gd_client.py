@@ -47,6 +47,7 @@ from models.access import (
     REANALYSIS_MOTIVE,
     AccessRequestInput,
     AccessStatus,
+    input_digest,
     AnswerInquiryArgs,
     ApproveArgs,
     AttachCorrectionsArgs,
@@ -537,9 +538,17 @@ class GdClient:
         await self._start(
             ACCESS_TYPE, raw, workflow_id, reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE
         )
-        return await self._wait_status(
+        status = await self._wait_status(
             workflow_id, AccessStatus, lambda s: s.status != "RECEIVED"
         )
+        if status.input_digest and status.input_digest != input_digest(parsed):
+            # The id is the caller's idempotency key: the same key with another body is a
+            # mistake to report, not a request to answer with someone else's process.
+            raise GdRefused(
+                f"request_id: '{parsed.request_id}' já foi usado para outra solicitação com "
+                f"conteúdo diferente (processo {workflow_id}, status {status.status})"
+            )
+        return status
 
     async def start_technician(self, inp: TechnicianInput | dict) -> TechnicianStatus:
         """Register an RT; the id comes from the *normalised* council, UF and registration.

@@ -596,11 +596,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="register_apr")
-    async def register_apr(self, args: dict[str, Any]) -> AccessStatus:
+    async def register_apr(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_register_apr, args, self._do_register_apr)
 
     @register_apr.validator
-    def _validate_register_apr(self, args: dict[str, Any]) -> None:
+    def _validate_register_apr(self, args: Any) -> None:
         self._check_register_apr(args)
 
     async def _do_register_apr(self, parsed: RegisterAprArgs) -> None:
@@ -643,11 +643,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="approve")
-    async def approve(self, args: dict[str, Any]) -> AccessStatus:
+    async def approve(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_approve, args, self._do_approve)
 
     @approve.validator
-    def _validate_approve(self, args: dict[str, Any]) -> None:
+    def _validate_approve(self, args: Any) -> None:
         self._check_approve(args)
 
     async def _do_approve(self, parsed: ApproveArgs) -> None:
@@ -681,11 +681,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="suspend")
-    async def suspend(self, args: dict[str, Any]) -> AccessStatus:
+    async def suspend(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_suspend, args, self._do_suspend)
 
     @suspend.validator
-    def _validate_suspend(self, args: dict[str, Any]) -> None:
+    def _validate_suspend(self, args: Any) -> None:
         self._check_suspend(args)
 
     async def _do_suspend(self, parsed: SuspendArgs) -> None:
@@ -697,11 +697,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="reprove")
-    async def reprove(self, args: dict[str, Any]) -> AccessStatus:
+    async def reprove(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_reprove, args, self._do_reprove)
 
     @reprove.validator
-    def _validate_reprove(self, args: dict[str, Any]) -> None:
+    def _validate_reprove(self, args: Any) -> None:
         self._check_reprove(args)
 
     async def _do_reprove(self, parsed: ReproveArgs) -> None:
@@ -725,11 +725,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="attach_corrections")
-    async def attach_corrections(self, args: dict[str, Any]) -> AccessStatus:
+    async def attach_corrections(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_attach_corrections, args, self._do_attach_corrections)
 
     @attach_corrections.validator
-    def _validate_attach_corrections(self, args: dict[str, Any]) -> None:
+    def _validate_attach_corrections(self, args: Any) -> None:
         self._check_attach_corrections(args)
 
     async def _do_attach_corrections(self, parsed: AttachCorrectionsArgs) -> None:
@@ -763,11 +763,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="request_reanalysis")
-    async def request_reanalysis(self, args: dict[str, Any]) -> AccessStatus:
+    async def request_reanalysis(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_request_reanalysis, args, self._do_request_reanalysis)
 
     @request_reanalysis.validator
-    def _validate_request_reanalysis(self, args: dict[str, Any]) -> None:
+    def _validate_request_reanalysis(self, args: Any) -> None:
         self._check_request_reanalysis(args)
 
     async def _do_request_reanalysis(self, parsed: RequestReanalysisArgs) -> None:
@@ -806,11 +806,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="declare_works")
-    async def declare_works(self, args: dict[str, Any]) -> AccessStatus:
+    async def declare_works(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_declare_works, args, self._do_declare_works)
 
     @declare_works.validator
-    def _validate_declare_works(self, args: dict[str, Any]) -> None:
+    def _validate_declare_works(self, args: Any) -> None:
         self._check_declare_works(args)
 
     async def _do_declare_works(self, parsed: DeclareWorksArgs) -> None:
@@ -839,11 +839,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="pause_clock")
-    async def pause_clock(self, args: dict[str, Any]) -> AccessStatus:
+    async def pause_clock(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_pause_clock, args, self._do_pause_clock)
 
     @pause_clock.validator
-    def _validate_pause_clock(self, args: dict[str, Any]) -> None:
+    def _validate_pause_clock(self, args: Any) -> None:
         self._check_pause_clock(args)
 
     async def _do_pause_clock(self, parsed: PauseClockArgs) -> None:
@@ -865,11 +865,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="resume_clock")
-    async def resume_clock(self, args: dict[str, Any]) -> AccessStatus:
+    async def resume_clock(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_resume_clock, args, self._do_resume_clock)
 
     @resume_clock.validator
-    def _validate_resume_clock(self, args: dict[str, Any]) -> None:
+    def _validate_resume_clock(self, args: Any) -> None:
         self._check_resume_clock(args)
 
     async def _do_resume_clock(self, parsed: ActorArgs) -> None:
@@ -906,11 +906,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="answer_inquiry")
-    async def answer_inquiry(self, args: dict[str, Any]) -> AccessStatus:
+    async def answer_inquiry(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_answer_inquiry, args, self._do_answer_inquiry)
 
     @answer_inquiry.validator
-    def _validate_answer_inquiry(self, args: dict[str, Any]) -> None:
+    def _validate_answer_inquiry(self, args: Any) -> None:
         self._check_answer_inquiry(args)
 
     async def _do_answer_inquiry(self, parsed: AnswerInquiryArgs) -> None:
@@ -937,11 +937,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="request_inspection")
-    async def request_inspection(self, args: dict[str, Any]) -> AccessStatus:
+    async def request_inspection(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_request_inspection, args, self._do_request_inspection)
 
     @request_inspection.validator
-    def _validate_request_inspection(self, args: dict[str, Any]) -> None:
+    def _validate_request_inspection(self, args: Any) -> None:
         self._check_request_inspection(args)
 
     async def _do_request_inspection(self, parsed: RequestInspectionArgs) -> None:
@@ -967,11 +967,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="record_inspection")
-    async def record_inspection(self, args: dict[str, Any]) -> AccessStatus:
+    async def record_inspection(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_record_inspection, args, self._do_record_inspection)
 
     @record_inspection.validator
-    def _validate_record_inspection(self, args: dict[str, Any]) -> None:
+    def _validate_record_inspection(self, args: Any) -> None:
         self._check_record_inspection(args)
 
     async def _do_record_inspection(self, parsed: RecordInspectionArgs) -> None:
@@ -1039,11 +1039,11 @@ class AccessRequestWorkflow:
         return parsed
 
     @workflow.update(name="withdraw")
-    async def withdraw(self, args: dict[str, Any]) -> AccessStatus:
+    async def withdraw(self, args: Any) -> AccessStatus:
         return await self._apply(self._check_withdraw, args, self._do_withdraw)
 
     @withdraw.validator
-    def _validate_withdraw(self, args: dict[str, Any]) -> None:
+    def _validate_withdraw(self, args: Any) -> None:
         self._check_withdraw(args)
 
     async def _do_withdraw(self, parsed: WithdrawArgs) -> None:
