@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 # Run a second time on the local dev server (the real persistence, no time skipping).
 LOCAL_TESTS := tests/test_access_request.py tests/test_access_e2e.py tests/test_technician.py \
-	tests/test_beneficiaries.py tests/test_client.py tests/test_audit.py
+	tests/test_beneficiaries.py tests/test_client.py tests/test_audit.py tests/test_bad_input.py
 LOCAL_EXISTING = $(wildcard $(LOCAL_TESTS))
 
 # pytest exits 5 when no test was collected (nothing marked yet): not a failure here.

@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -43,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import jinja2
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -547,13 +549,22 @@ class MailActivities:
         return None
 
     def _mark_sent(self, key: str, message_id: str, detail: str | None) -> None:
-        with self.store.session() as session:
-            row = session.get(Outbox, key)
-            assert row is not None, "claimed row vanished"
-            row.status = "sent"
-            row.message_id = message_id
-            row.sent_at = _now()
-            row.detail = detail
+        # The server already accepted the message: only bookkeeping is left, so a lost
+        # connection is retried here (a failed activity would send the message again).
+        for attempt in range(5):
+            try:
+                with self.store.session() as session:
+                    row = session.get(Outbox, key)
+                    assert row is not None, "claimed row vanished"
+                    row.status = "sent"
+                    row.message_id = message_id
+                    row.sent_at = _now()
+                    row.detail = detail
+                return
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def _refuse(self, out: _Outgoing, detail: str) -> EmailResult:
         with self.store.session() as session:

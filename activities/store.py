@@ -105,6 +105,9 @@ class Store:
         # (cheap) rather than on SQLite's busy handler (sleeps); other processes still
         # wait on busy_timeout.
         self._write_lock: Any = nullcontext()
+        # A failed statement's text must not quote its parameters (an RT's e-mail, a
+        # holder's CPF): it would reach worker logs and activity failures in history.
+        engine_kwargs.setdefault("hide_parameters", True)
         if self.url.get_backend_name() == "sqlite":
             database = self.url.database or ""
             memory = database in ("", ":memory:") or "mode=memory" in database

@@ -1,9 +1,11 @@
 """The store's tables (SQLModel), portable to SQLite and PostgreSQL.
 
-No personal data lives here: requests, technicians and allocations are projections keyed
-by workflow id, request id, council registration and installation number; the event log
-keeps actor ids, reason codes and document references. Names, CPF/CNPJ, e-mails and
-phones stay in workflow history (encryptable) and never reach these tables.
+Little personal data lives here: requests and the event log are keyed by workflow id,
+request id, council registration and installation number, and keep actor ids, reason
+codes and document references. Two exceptions, both the distributor's own records: an
+RT's e-mail (``TechnicianRecord.email``, where the e-mails of the requests it signs go)
+and the holders' CPF/CNPJ inside an allocation's units. Names and phones never reach
+these tables; none of it goes to logs or search attributes.
 
 Portability notes:
 
