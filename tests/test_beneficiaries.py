@@ -213,6 +213,9 @@ async def outcome(client: Client, task_queue: str, raw: dict) -> BeneficiaryStat
     current = await settle(handle, lambda s: s.status == "REFUSED" or s.next_actor == "analyst")
     if current.status != "REFUSED":
         await handle.terminate()
+    else:
+        # The status is visible before the refusal is recorded: wait for the workflow's end.
+        current = await handle.result()
     return current
 
 
