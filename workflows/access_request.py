@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from temporalio import workflow
 
@@ -50,11 +50,11 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         DeadlineRecord,
         DocumentRef,
-        Model,
         Reason,
         SlaBreach,
         parse_or_refuse,
     )
+    from models.access_state import AccessState, ActiveDeadline, StartChild
     from models.ids import beneficiaries_id
 
 from workflows import common
@@ -92,54 +92,6 @@ REQUIRED_APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "d
 CYCLES_PER_RUN = 4
 # Patch ids (workflow.patched): histories written before each change still replay.
 APPROVE_RECORDS_WORKS = "approve-records-works-v1"
-
-
-class ActiveDeadline(Model):
-    rule: str
-    start: datetime
-    due_at: datetime
-    remind_at: datetime | None = None
-    on_lapse: str
-    reminded: bool = False
-    breached: bool = False
-    paused_at: datetime | None = None
-    paused_total_s: float = 0.0
-
-
-class StartChild(Model):
-    """Queued effect: start the BeneficiaryRegistration child once connection is stored."""
-
-    workflow_id: str
-    payload: dict[str, Any]
-
-
-class AccessState(Model):
-    """Everything the workflow knows; carried whole across continue-as-new."""
-
-    input: AccessRequestInput
-    status: str
-    policy: str
-    created_at: datetime
-    updated_at: datetime
-    seq: int = 0
-    cycle: int = 0
-    cycles_this_run: int = 0
-    service_note: str | None = None
-    protocol: str | None = None
-    service_notes: list[str] = []
-    deadline: ActiveDeadline | None = None
-    works_declared: bool = False
-    corrections_attached: bool = False
-    apr_registered_after_lapse: bool = False
-    sla_breaches: list[SlaBreach] = []
-    documents: list[DocumentRef] = []
-    decisions: list[Decision] = []
-    deadlines: list[DeadlineRecord] = []
-    notifications: list[common.Notification] = []
-    inspection_findings: list[str] = []
-    beneficiaries_workflow_id: str | None = None
-    search_attributes: dict[str, Any] = {}
-    pending: list[Union[Transition, EmailRequest, StartChild]] = []
 
 
 @workflow.defn(name="AccessRequest")
