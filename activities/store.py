@@ -161,6 +161,14 @@ class Store:
             finally:
                 session.close()
 
+    @contextmanager
+    def connection(self, *, write: bool = True) -> Iterator[Connection]:
+        """A Core connection in one transaction (committed on success): for hot paths
+        that need a statement or two and no ORM unit of work (the e-mail outbox)."""
+        with self._write_lock if write else nullcontext():
+            with (self.engine if write else self._reader).begin() as conn:
+                yield conn
+
     # --- schema ---------------------------------------------------------------------
 
     def create_schema(self) -> int:

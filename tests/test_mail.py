@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -76,7 +77,7 @@ def mail(store: Store, blobs: BlobStore, mail_settings: GdSettings) -> MailActiv
 
 
 class FailOnSent:
-    """A Store whose session fails once when it would commit an Outbox row as ``sent``:
+    """A Store whose transaction fails once when it would commit an Outbox row as ``sent``:
     the message already left, the DB never learns it (a crash after the server's 250)."""
 
     def __init__(self, store: Store, key: str | None = None):
@@ -84,15 +85,24 @@ class FailOnSent:
         self.key = key
         self.armed = True
 
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
     @contextmanager
-    def session(self, **kwargs):
-        with self.store.session(**kwargs) as session:
-            yield session
-            marks_sent = [o for o in session.dirty if isinstance(o, Outbox)
-                          and o.status == "sent" and (self.key is None or o.key == self.key)]
-            if self.armed and marks_sent:
+    def connection(self, **kwargs):
+        with self.store.connection(**kwargs) as conn:
+            before = self._sent(conn)
+            yield conn
+            if self.armed and self._sent(conn) - before:
                 self.armed = False
                 raise ConnectionError("database connection lost")  # rolled back by the store
+
+    def _sent(self, conn) -> set[str]:
+        table = Outbox.__table__
+        query = sa.select(table.c.key).where(table.c.status == "sent")
+        if self.key is not None:
+            query = query.where(table.c.key == self.key)
+        return set(conn.execute(query).scalars())
 
 
 def outbox(store: Store, key: str) -> Outbox | None:
