@@ -125,6 +125,10 @@ def replay_cmd(
     no_sandbox: bool = typer.Option(
         False, "--no-sandbox", help="Sem a sandbox de workflows: mais rápido, não detecta chamadas proibidas."
     ),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", min=1,
+        help="Processos em paralelo (padrão: 1 a cada 100 históricos, até o nº de núcleos).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Resultado em JSON."),
 ) -> None:
     """Reexecuta históricos com o código atual; uma linha por processo; sai com 2 se algum falhar."""
@@ -134,7 +138,7 @@ def replay_cmd(
 
     async def go():
         from audit import export as exports
-        from audit.replay import build_replayer, fetch_exports, ids_from_query, replay
+        from audit.replay import fetch_exports, ids_from_query, replay_processes
 
         if directory is not None:
             loaded = exports.read_dir(directory)
@@ -148,13 +152,8 @@ def replay_cmd(
             if not ids:
                 raise Refused(f"--query: nenhum processo atende a {query}")
             loaded = await fetch_exports(client, ids)
-        kwargs = {}
-        if no_sandbox:
-            from temporalio.worker import UnsandboxedWorkflowRunner
-
-            kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
         began = time.perf_counter()
-        outcomes = await replay(loaded, build_replayer(**kwargs))
+        outcomes = await replay_processes(loaded, jobs=jobs, sandbox=not no_sandbox)
         return outcomes, time.perf_counter() - began
 
     outcomes, elapsed = _run("audit replay", go())

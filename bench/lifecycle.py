@@ -760,7 +760,9 @@ class Bench:
     async def replay_phase(self) -> None:
         ours = self.histories.get("ours", [])
         if ours:
-            self.report["replay"] = await replay_histories(ours, profiler=self.profiler, sandbox=self.args.sandbox)
+            self.report["replay"] = await replay_histories(
+                ours, profiler=self.profiler, sandbox=self.args.sandbox, jobs=self.args.replay_jobs
+            )
         floor = self.histories.get("floor", [])
         if floor:
             self.report["replay_floor"] = await replay_histories(
@@ -808,6 +810,7 @@ class Bench:
 
 async def replay_histories(
     histories: list, *, floor: bool = False, profiler: Profiler | None = None, sandbox: str | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Replay every history once, by ``gd audit replay``'s code path (``audit.replay.replay``
     with ``audit.replay.build_replayer``) when it exists, else ``temporalio``'s ``Replayer``
@@ -831,9 +834,15 @@ async def replay_histories(
     try:
         if build_replayer is not None:
             exports = [Export(workflow_id=h.workflow_id, runs=[Run(run_id=h.run_id, history=h)]) for h in histories]
-            outcomes = await replay(exports, build_replayer(workflows, **runner))
+            if jobs > 1 and not floor and (sandbox or "default") in ("default", "none"):
+                from audit.replay import replay_processes
+
+                outcomes = await replay_processes(exports, jobs=jobs, sandbox=sandbox != "none")
+                path = f"audit.replay.replay_processes, {jobs} processes"
+            else:
+                outcomes = await replay(exports, build_replayer(workflows, **runner))
+                path = "audit.replay.replay"
             failures = sum(1 for o in outcomes if not o.ok)
-            path = "audit.replay.replay"
         else:
             import worker as gd_worker
             from temporalio.worker import Replayer
@@ -940,6 +949,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replay", action="store_true", help="also replay the run's histories (histories/s)")
     p.add_argument("--replay-from", metavar="DIR", help="only replay the *.json histories under DIR "
                    "(--sandbox applies to the replayer)")
+    p.add_argument("--replay-jobs", type=int, default=1, metavar="N",
+                   help="replay ours in N processes (gd audit replay --jobs N; default 1)")
     p.add_argument("--replay-shard", metavar="I/K", help="with --replay-from: only every K-th history from the I-th")
     p.add_argument(
         "--phases", default="floor,ours", type=lambda v: [x for x in v.split(",") if x],
@@ -1017,7 +1028,9 @@ def main(argv: list[str] | None = None) -> int:
             index, count = (int(v) for v in args.replay_shard.split("/"))
             histories = histories[index::count]
         floor = bool(histories) and histories[0].events[0].workflow_execution_started_event_attributes.workflow_type.name == "BenchFloor"
-        report = {"replay": asyncio.run(replay_histories(histories, floor=floor, sandbox=args.sandbox))}
+        report = {"replay": asyncio.run(
+            replay_histories(histories, floor=floor, sandbox=args.sandbox, jobs=args.replay_jobs)
+        )}
     else:
         report = asyncio.run(Bench(args).run())
     print(render(report))

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from audit import export as exports
 from audit import timeline
 from audit.cli import audit_app
-from audit.replay import build_replayer, replay
+from audit.replay import auto_jobs, build_replayer, replay, replay_processes, shards
 from tests.make_histories import FROZEN, HISTORIES, SCENARIOS
 from workflows.access_request import APPROVE_RECORDS_WORKS, AccessRequestWorkflow, AccessState
 
@@ -278,3 +278,42 @@ def test_batch_replay_keeps_the_order_of_its_input():
     assert [o.workflow_id for o in outcomes] == [e.workflow_id for e in loaded]
     assert [len(o.runs) for o in outcomes] == [len(e.runs) for e in loaded]
     assert all(o.ok for o in outcomes)
+
+
+# --- several processes (gd audit replay --jobs) ---------------------------------------
+
+
+def test_jobs_replay_gives_the_same_outcomes_in_the_same_order(tmp_path):
+    """Two processes, the golden set plus a broken history: the same verdicts, in input
+    order, as one process; the broken one still named at its event."""
+    broken = tmp_path / "broken.json"
+    event_id = broken_copy(HISTORIES / "access-withdrawn.json.gz", broken)
+    loaded = [exports.read(path) for path in FILES] + [exports.read(broken)]
+    alone = asyncio.run(replay_processes(loaded, jobs=1))
+    spread = asyncio.run(replay_processes(loaded, jobs=2))
+    assert [o.line() for o in spread] == [o.line() for o in alone]
+    assert [o.workflow_id for o in spread] == [e.workflow_id for e in loaded]
+    assert [o.ok for o in spread] == [True] * len(FILES) + [False]
+    assert spread[-1].failure.event_id == event_id
+    chain = next(o for o in spread if len(o.runs) > 1)  # continue-as-new runs stay together
+    assert [r.run_id for r in chain.runs] == [
+        r.run_id for r in next(e for e in loaded if e.workflow_id == chain.workflow_id).runs]
+
+
+def test_shards_balance_events_and_keep_every_export_once():
+    loaded = [exports.read(path) for path in FILES]
+    groups = shards(loaded, 3)
+    assert sorted(i for g in groups for i in g) == list(range(len(loaded)))
+    loads = [sum(loaded[i].event_count for i in g) for g in groups]
+    biggest = max(e.event_count for e in loaded)
+    assert max(loads) - min(loads) <= biggest
+    assert sorted(shards(loaded[:2], 5)) == [[0], [1]]  # no empty shard
+    assert auto_jobs(50, cpus=8) == 1 and auto_jobs(250, cpus=8) == 2 and auto_jobs(10_000, cpus=2) == 2
+
+
+def test_cli_replay_with_jobs(tmp_path):
+    result = CliRunner().invoke(audit_app, ["replay", "--dir", str(HISTORIES), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(FILES)} OK, 0 com falha" in result.output
+    zero = CliRunner().invoke(audit_app, ["replay", "--dir", str(HISTORIES), "--jobs", "0"])
+    assert zero.exit_code == 2 and "--jobs" in zero.output
