@@ -72,3 +72,16 @@ def test_smoke_run_prints_sane_figures(tmp_path: Path) -> None:
     replay = report["replay"]
     assert replay["histories"] == 4 and replay["failures"] == 0 and replay["histories_per_s"] > 0
     assert report["emails"]["received_by_sink"] == report["emails"]["expected"] > 0
+
+
+def test_mail_bench_sends_and_then_finds_duplicates() -> None:
+    """``python -m bench.mail``: real sends to the sink process, then the duplicate path
+    (it asserts every status itself); the figures it prints are positive and ordered."""
+    done = subprocess.run([sys.executable, "-m", "bench.mail", "--n", "10"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("send_email, 10 e-mails: ")
+    figures = [float(word) for word in line.replace(";", " ").split() if word.replace(".", "", 1).isdigit()]
+    sent_cpu, sent_wall, duplicate_cpu = figures[-3:]
+    assert 0 < duplicate_cpu < sent_cpu and 0 < sent_wall
