@@ -37,6 +37,7 @@ from activities.tables import Outbox, TechnicianSecret
 from models.activities import CredentialsRequest, EmailRequest
 from models.common import DocumentRef
 from models.settings import GdSettings
+from tests.store_fixtures import Database, database  # noqa: F401 - fixture
 from tests.smtp_sink import SmtpSink, free_port
 
 CUSTOMER = "maria.silva@example.com"
@@ -54,11 +55,11 @@ def sink():
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    db = Store(f"sqlite:///{tmp_path}/gd.db")
+def store(database: Database) -> Store:
+    """The outbox runs on both back-ends: a SQLite file and a PostgreSQL schema."""
+    db = database.open()
     db.create_schema()
-    yield db
-    db.dispose()
+    return db
 
 
 @pytest.fixture
