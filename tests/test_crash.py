@@ -38,7 +38,9 @@ async def crash_run(tmp_path, *, lifecycles: int, technicians: int, kills: int, 
     started polling. ``keep_flowing``: new lifecycles keep starting (``concurrency`` at a
     time) until the kills are done and at least ``lifecycles`` ran — the soak's steady
     traffic; otherwise exactly ``lifecycles``, all at once."""
-    pool = lifecycles * 10 if keep_flowing else lifecycles
+    # Steady traffic draws from a pool big enough to outlast every kill: at ~1.4
+    # lifecycles/s under chaos, 100 kills 2-10 s apart take ~1000 of them.
+    pool = lifecycles * 30 if keep_flowing else lifecycles
     techs, lcs = plan(pool, technicians=technicians, seed=seed, tag=f"crash{seed}")
     rng = random.Random(seed)
     t0 = time.monotonic()
