@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
@@ -122,6 +122,17 @@ START_TIMEOUT_S = 30.0  # intake answers in well under a second with a worker ru
 QUERY_TIMEOUT = timedelta(seconds=10)
 UPDATE_TIMEOUT_S = 30.0
 SETTLE_TIMEOUT_S = 10.0  # store writes and e-mails after an update; usually ~100 ms
+# Status polling: every query is a round trip to the worker (a workflow task), so the
+# pause grows from 50 ms by half each time, up to 250 ms.
+POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S = 0.05, 1.5, 0.25
+
+
+def poll_pauses() -> Iterator[float]:
+    """The pauses between two status queries: 0.05, 0.075, 0.1125, … then 0.25 s."""
+    pause = POLL_FIRST_S
+    while True:
+        yield pause
+        pause = min(POLL_MAX_S, pause * POLL_FACTOR)
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -587,6 +598,7 @@ class GdClient:
     async def _wait_status(self, workflow_id: str, model: type[S], done: Callable[[S], bool]) -> S:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + START_TIMEOUT_S
+        pauses = poll_pauses()
         while True:
             current = await self._query(workflow_id, model)
             if done(current):
@@ -597,7 +609,7 @@ class GdClient:
                     f"{START_TIMEOUT_S:.0f} s: o worker da fila {self.settings.task_queue} está no ar? "
                     "(rode `make run` ou `gd worker`)"
                 )
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(next(pauses))
 
     # reading --------------------------------------------------------------------------
 
@@ -628,6 +640,7 @@ class GdClient:
         kind = workflow_type_of(workflow_id)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + timeout
+        pauses = poll_pauses()
         while True:
             current = await self.status(workflow_id)
             if kind == ACCESS_TYPE:
@@ -637,7 +650,7 @@ class GdClient:
                 return current
             if loop.time() > give_up:
                 return current
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(next(pauses))
 
     async def _describe_status(self, workflow_id: str) -> int | None:
         """The execution status, read raw (None if there is no such workflow). Raw because

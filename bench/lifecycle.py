@@ -57,9 +57,6 @@ from typing import Any, Awaitable, Callable
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OPTIONS_ENV = "GD_BENCH_WORKER_OPTIONS"
 LOG_LEVEL_ENV = "GD_BENCH_WORKER_LOG_LEVEL"
-# Status polling while intake runs (the outside system needs the NS and Protocolo): every
-# query is a round trip through the server to the worker, so back off like a client would.
-POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S = 0.05, 1.5, 0.25
 
 ANALYST = {"id": "ana.analista", "role": "analyst"}
 TECH = {"id": "rt.joao", "role": "technician"}
@@ -354,16 +351,19 @@ class Lifecycle:
 
 
 async def wait_status(handle, predicate: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+    # Status polling while intake runs (the outside system needs the NS and Protocolo):
+    # every query is a round trip to the worker, so back off as gd's client does.
+    from gd_client import poll_pauses
+
     deadline = time.monotonic() + timeout
-    pause = POLL_FIRST_S
+    pauses = poll_pauses()
     while True:
         st = await handle.query("status")
         if predicate(st):
             return st
         if time.monotonic() > deadline:
             raise TimeoutError(f"status never satisfied the condition: {st.get('status')}")
-        await asyncio.sleep(pause)
-        pause = min(POLL_MAX_S, pause * POLL_FACTOR)
+        await asyncio.sleep(next(pauses))
 
 
 async def quiet(handle) -> dict:

@@ -300,3 +300,17 @@ async def test_refused_intake_comes_back_as_a_status_not_an_error(client, settin
                     break
                 await asyncio.sleep(0.05)
             assert await gd._closed(workflow_id)
+
+
+def test_status_polling_backs_off_to_a_quarter_second():
+    """Each status query is a workflow task on the worker: the client waits longer each
+    time (50 ms, then ×1.5) and never more than 250 ms between two queries."""
+    from itertools import islice
+
+    from gd_client import poll_pauses
+
+    pauses = list(islice(poll_pauses(), 8))
+    assert pauses[:3] == pytest.approx([0.05, 0.075, 0.1125])
+    assert all(b >= a for a, b in zip(pauses, pauses[1:]))
+    assert pauses[-1] == 0.25 and max(pauses) == 0.25
+    assert sum(pauses[:4]) < 0.45  # five queries in the first 0.41 s: intake still feels instant
