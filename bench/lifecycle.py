@@ -410,6 +410,20 @@ async def drive(
     return record
 
 
+async def wait_port(port: int, timeout: float = 15.0) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (the SMTP sink)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"o SMTP de teste não abriu a porta {port}")
+            await asyncio.sleep(0.05)
+
+
 async def run_many(count: int, concurrency: int, one: Callable[[int], Awaitable[Lifecycle]]) -> tuple[list[Lifecycle], float]:
     indexes = iter(range(count))
     results: list[Lifecycle] = []
@@ -556,7 +570,7 @@ class Bench:
             mail_dir=work / "devstack-mail",
         )
         try:
-            await self._wait_port(smtp_port)
+            await wait_port(smtp_port)
             async with DevStack(
                 self.settings, ui_port=free_port(), worker=False, smtp=False, var_dir=work,
                 db_file=work / "temporal.db",
@@ -591,18 +605,6 @@ class Bench:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
         return self.report
-
-    async def _wait_port(self, port: int, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"o SMTP de teste não abriu a porta {port}")
-                await asyncio.sleep(0.05)
 
     def _start_worker(
         self, kind: str, name: str, task_queue: str, root: Path = PROJECT_ROOT, options: dict[str, Any] | None = None,

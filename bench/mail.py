@@ -40,6 +40,7 @@ def requests(n: int) -> list:
 async def measure(n: int) -> dict[str, float]:
     from activities.blobs import BlobStore
     from activities.mail import MailActivities
+    from bench.lifecycle import wait_port
     from activities.store import Store
     from activities.tables import TechnicianRecord, utcnow
     from models.settings import GdSettings
@@ -59,7 +60,7 @@ async def measure(n: int) -> dict[str, float]:
                                        status="APPROVED", email="joao.pereira@example.com.br",
                                        updated_at=utcnow()))
             mail = MailActivities(store, BlobStore(settings.blob_dir), settings)
-            await _wait_for_sink(port)
+            await wait_port(port)
             for req in requests(20):  # warm-up: imports, templates, connection pool
                 await mail.send_email(req.model_copy(update={"key": "warm-" + req.key}))
             batch = requests(n)
@@ -77,19 +78,6 @@ async def measure(n: int) -> dict[str, float]:
         sink.wait(5)
     return {"n": n, "sent_cpu_ms": 1000 * sent_cpu / n, "sent_wall_ms": 1000 * sent_wall / n,
             "duplicate_cpu_ms": 1000 * dup_cpu / n}
-
-
-async def _wait_for_sink(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> int:

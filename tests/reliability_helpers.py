@@ -48,6 +48,7 @@ from models.settings import GdSettings
 from models.technician import TechnicianStatus
 from tests.access_helpers import APR_KINDS, request_input
 from tests.smtp_sink import SmtpSink, free_port
+from tests.store_fixtures import make_cpf
 from worker import data_converter
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -67,18 +68,6 @@ EMAIL_RE = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 # --- personal data ---------------------------------------------------------------------
-
-
-def make_cpf(base: int) -> str:
-    """A valid CPF (11 digits) from a 9-digit base."""
-    digits = [int(c) for c in f"{base % 10**9:09d}"]
-    if len(set(digits)) == 1:
-        digits[-1] = (digits[-1] + 1) % 10
-    for length in (9, 10):
-        total = sum(d * w for d, w in zip(digits, range(length + 1, 1, -1)))
-        check = (total * 10) % 11
-        digits.append(0 if check == 10 else check)
-    return "".join(map(str, digits))
 
 
 def format_cpf(cpf: str) -> str:
