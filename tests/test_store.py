@@ -170,3 +170,32 @@ def test_postgres_survives_killed_connections(database: Database) -> None:
     # The pooled connections were killed; pre-ping replaces them transparently.
     assert store.technician_status("CREA-MG-1") is None
     assert store.schema_version() == 1
+
+
+def test_workers_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it alone, and SQLite says "database is locked" at
+    once instead of waiting: the second store must wait for the first instead of failing.
+    (Before the fix, about one round in four failed; 20 rounds make a regression show.)"""
+    for round_ in range(20):
+        url = f"sqlite:///{tmp_path / f'r{round_}' / 'gd.db'}"
+        stores = [Store(url), Store(url)]
+        barrier = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def create(store: Store) -> None:
+            try:
+                barrier.wait()
+                store.create_schema()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(stores[i % 2],)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {round_}: {errors}"
+        with stores[1].connection(write=False) as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        for store in stores:
+            store.dispose()
