@@ -2,9 +2,10 @@
 
 Back-ends
 ---------
-* SQLite (``sqlite:///var/gd.db``, the default; the parent directory is created): every
-  connection gets ``journal_mode=WAL``, ``busy_timeout=30000``, ``foreign_keys=ON`` and
-  ``synchronous=NORMAL``. The driver's own transaction handling is switched off and
+* SQLite (``sqlite:///var/gd.db``, the default; the parent directory is created): the
+  file is put in ``journal_mode=WAL`` by the first connection (retried while another
+  holds a lock: two workers starting on a new file), and every connection gets
+  ``busy_timeout=30000``, ``foreign_keys=ON`` and ``synchronous=NORMAL``. The driver's own transaction handling is switched off and
   transactions are opened by us: ``BEGIN IMMEDIATE`` for writes (the write lock is taken
   up front, so two writers queue on ``busy_timeout`` instead of failing with
   ``SQLITE_BUSY`` when a read lock is upgraded) and ``BEGIN`` (deferred) for
