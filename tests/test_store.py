@@ -38,23 +38,30 @@ def test_create_schema_makes_every_table_at_version_1(store: Store) -> None:
         assert len(s.exec(sa.select(SchemaVersion)).all()) == 1
 
 
-def test_create_schema_concurrently_from_two_workers(database: Database) -> None:
-    stores = [database.open(), database.open()]
-    barrier = threading.Barrier(6)
+def create_schema_at_once(stores: list[Store], threads: int = 6) -> list[BaseException]:
+    """``create_schema`` from ``threads`` threads spread over ``stores``, released together;
+    the errors they raised."""
+    barrier = threading.Barrier(threads)
     errors: list[BaseException] = []
 
     def create(store: Store) -> None:
         try:
             barrier.wait()
             store.create_schema()
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # pragma: no cover - reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=create, args=(stores[i % 2],)) for i in range(6)]
-    for t in threads:
+    running = [threading.Thread(target=create, args=(stores[i % len(stores)],)) for i in range(threads)]
+    for t in running:
         t.start()
-    for t in threads:
+    for t in running:
         t.join()
+    return errors
+
+
+def test_create_schema_concurrently_from_two_workers(database: Database) -> None:
+    stores = [database.open(), database.open()]
+    errors = create_schema_at_once(stores)
     assert errors == []
     assert stores[0].schema_version() == 1
     assert TABLE_NAMES <= set(sa.inspect(stores[1].engine).get_table_names())
@@ -179,21 +186,7 @@ def test_workers_starting_together_on_a_new_sqlite_file(tmp_path: Path) -> None:
     for round_ in range(20):
         url = f"sqlite:///{tmp_path / f'r{round_}' / 'gd.db'}"
         stores = [Store(url), Store(url)]
-        barrier = threading.Barrier(6)
-        errors: list[BaseException] = []
-
-        def create(store: Store) -> None:
-            try:
-                barrier.wait()
-                store.create_schema()
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=create, args=(stores[i % 2],)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = create_schema_at_once(stores)
         assert errors == [], f"round {round_}: {errors}"
         with stores[1].connection(write=False) as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
