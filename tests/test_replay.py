@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
 from typing import Any
 from pathlib import Path
 
@@ -82,10 +83,22 @@ class ApproveBeforeThePatch(AccessRequestWorkflow):
         )
 
 
-def variant_replayer(cls):
+@workflow.defn(name="AccessRequest")
+class WhereItRuns(AccessRequestWorkflow):
+    """The current code, noting which thread runs its activations."""
+
+    threads: list[int] = []
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
+        WhereItRuns.threads.append(threading.get_ident())
+        return await super().run(raw, carried)
+
+
+def variant_replayer(cls, **kwargs):
     # The variants live in this test module, which the sandbox would re-import together
     # with pytest; nondeterminism is detected by the SDK core either way.
-    return build_replayer([cls], workflow_runner=UnsandboxedWorkflowRunner())
+    return build_replayer([cls], workflow_runner=UnsandboxedWorkflowRunner(), **kwargs)
 
 
 def patch_markers(export: exports.Export) -> list[int]:
@@ -129,6 +142,18 @@ async def test_golden_history_replays_with_current_code(path: Path):
     [outcome] = await replay([export])
     assert outcome.ok, outcome.line()
     assert outcome.workflow_type in REQUIRED_STATUSES
+
+
+async def test_replay_runs_activations_on_its_own_thread_unless_told_otherwise():
+    """The audit replayer skips the worker's thread pool (see build_replayer); the verdict
+    is the same either way."""
+    export = exports.read(POSTPATCH)
+    for kwargs, inline in (({}, True), ({"debug_mode": False}, False)):
+        WhereItRuns.threads.clear()
+        [outcome] = await replay([export], variant_replayer(WhereItRuns, **kwargs))
+        assert outcome.ok, outcome.line()
+        assert WhereItRuns.threads, "the workflow did not run"
+        assert (set(WhereItRuns.threads) == {threading.get_ident()}) is inline, kwargs
 
 
 async def test_golden_set_reaches_every_status_of_every_workflow_type():
