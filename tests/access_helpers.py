@@ -102,6 +102,8 @@ class FakeActivities:
         self.numbers: dict[tuple[str, str], IssuedNumbers] = {}
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        # True: every send_email attempt fails (retried by Temporal), like an SMTP outage.
+        self.mail_down = False
 
     @activity.defn(name="validate_intake")
     def validate_intake(self, check: IntakeCheck) -> IntakeResult:
@@ -143,6 +145,8 @@ class FakeActivities:
 
     @activity.defn(name="send_email")
     def send_email(self, req: EmailRequest) -> EmailResult:
+        if self.mail_down:
+            raise ConnectionRefusedError("servidor SMTP fora do ar (teste)")
         with self._lock:
             if any(e.key == req.key for e in self.emails):
                 return EmailResult(key=req.key, template=req.template, status="duplicate")

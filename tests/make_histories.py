@@ -53,8 +53,16 @@ from tests.access_helpers import (
 )
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-# Written before the patch "approve-records-works-v1" (docs/PATCHING.md); kept as is.
-FROZEN = {"access-connected-works-prepatch"}
+# Written before a patch (docs/PATCHING.md); kept as is. "-prepatch": before
+# "approve-records-works-v1"; "-pre-deadline-watch": before "deadline-watch-v1".
+FROZEN = {
+    "access-connected-works-prepatch",
+    "access-connected-works-pre-deadline-watch",
+    "access-continue-as-new-pre-deadline-watch",
+    "access-inquiry-answered-pre-deadline-watch",
+    "access-lapse-cycles-cancelled-pre-deadline-watch",
+    "access-refused-pre-deadline-watch",
+}
 SUPERVISOR = {"id": "sofia.supervisora", "role": "supervisor"}
 SYSTEM = {"id": "gd-orchestrator", "role": "system"}
 CREDENTIAL_TEMPLATES = (

@@ -204,6 +204,31 @@ async def test_lapse_then_late_apr_then_reanalysis(client, env, worker, task_que
     assert fakes.templates(handle.id)[-1] == "reanalysis_started"
 
 
+@pytest.mark.timeskip
+async def test_deadline_falls_due_on_time_while_email_is_down(client, env, worker, task_queue, fakes):
+    """The APR window lapses at its due date although the first e-mail is still failing:
+    the deadline does not wait for the side effects queued before it."""
+    fakes.mail_down = True
+    handle = await start(client, request_input(), task_queue)
+    st = await status(handle)
+    assert st.status == "AWAITING_APR" and st.pending_effects >= 2
+    due = st.due_at
+    await env.sleep(timedelta(hours=24, minutes=1))
+    st = await settle(handle, lambda s: s.status == "LAPSED")
+    lapse = st.decisions[-1]
+    assert lapse.action == "lapse"
+    assert due <= lapse.at <= due + timedelta(minutes=1), (due, lapse.at)
+    assert fakes.templates(handle.id) == [], "the outage was over before the deadline"
+    assert st.pending_effects >= 4  # request e-mail + transition, lapse e-mail + transition
+    fakes.mail_down = False
+    await env.sleep(timedelta(minutes=3))  # the e-mail's next retry (backoff capped at 2 min)
+    st = await quiet(handle)
+    # Each side effect once, in the order the decisions queued them.
+    assert fakes.templates(handle.id) == ["request_received", "apr_lapsed"]
+    assert [t.action for t in fakes.transitions if t.workflow_id == handle.id] == [
+        "received", "apr_window_lapsed"]
+
+
 async def test_suspend_corrections_reanalysis_approve(client, worker, task_queue, fakes, refused):
     handle, st = await to_analysis(client, task_queue)
     reproved_ns = st.service_note

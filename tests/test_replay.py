@@ -24,7 +24,12 @@ from audit import timeline
 from audit.cli import audit_app
 from audit.replay import auto_jobs, build_replayer, replay, replay_processes, shards
 from tests.make_histories import FROZEN, HISTORIES, SCENARIOS
-from workflows.access_request import APPROVE_RECORDS_WORKS, AccessRequestWorkflow, AccessState
+from workflows.access_request import (
+    APPROVE_RECORDS_WORKS,
+    DEADLINE_WATCH,
+    AccessRequestWorkflow,
+    AccessState,
+)
 
 FILES = exports.export_files(HISTORIES)
 REQUIRED_STATUSES = {
@@ -38,6 +43,9 @@ REQUIRED_STATUSES = {
 }
 PREPATCH = HISTORIES / "access-connected-works-prepatch.json.gz"
 POSTPATCH = HISTORIES / "access-connected-works.json.gz"
+# Reminders, lapses and a cancellation by lapse: the deadline watch at work.
+BEFORE_WATCH = HISTORIES / "access-lapse-cycles-cancelled-pre-deadline-watch.json.gz"
+WITH_WATCH = HISTORIES / "access-lapse-cycles-cancelled.json.gz"
 
 
 @workflow.defn(name="AccessRequest")
@@ -95,20 +103,44 @@ class WhereItRuns(AccessRequestWorkflow):
         return await super().run(raw, carried)
 
 
+@workflow.defn(name="AccessRequest")
+class WatchWithoutGuard(AccessRequestWorkflow):
+    """The deadline watch with its ``workflow.patched`` guard removed."""
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
+        if carried is None:
+            await self._intake(raw)
+        if self.state is None:
+            return await self._run_before_watch(raw)
+        return await self._run_watching(raw)
+
+
+@workflow.defn(name="AccessRequest")
+class LoopBeforeTheWatch(AccessRequestWorkflow):
+    """The main loop as it was before the deadline watch (a rollback)."""
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
+        if carried is None:
+            await self._intake(raw)
+        return await self._run_before_watch(raw)
+
+
 def variant_replayer(cls, **kwargs):
     # The variants live in this test module, which the sandbox would re-import together
     # with pytest; nondeterminism is detected by the SDK core either way.
     return build_replayer([cls], workflow_runner=UnsandboxedWorkflowRunner(), **kwargs)
 
 
-def patch_markers(export: exports.Export) -> list[int]:
+def patch_markers(export: exports.Export, patch_id: str = APPROVE_RECORDS_WORKS) -> list[int]:
     found = []
     for run in export.runs:
         for event in run.history.events:
             if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
                 attrs = event.marker_recorded_event_attributes
                 data = attrs.details["patch-data"].payloads[0].data if "patch-data" in attrs.details else b""
-                if attrs.marker_name == "core_patch" and json.loads(data or b"{}").get("id") == APPROVE_RECORDS_WORKS:
+                if attrs.marker_name == "core_patch" and json.loads(data or b"{}").get("id") == patch_id:
                     found.append(event.event_id)
     return found
 
@@ -222,6 +254,35 @@ async def test_patched_histories_need_the_patch_call_kept():
 async def test_pre_patch_code_still_replays_the_old_history():
     """Sanity of the variants above: the pre-patch variant is the code that wrote it."""
     [outcome] = await replay([exports.read(PREPATCH)], variant_replayer(ApproveBeforeThePatch))
+    assert outcome.ok, outcome.line()
+
+
+async def test_deadline_watch_old_and_new_histories_both_replay():
+    old, new = exports.read(BEFORE_WATCH), exports.read(WITH_WATCH)
+    assert patch_markers(old, DEADLINE_WATCH) == [], "the frozen history must predate the watch"
+    assert len(patch_markers(new, DEADLINE_WATCH)) == len(new.runs)  # one per run
+    assert [s.action for s in (await timeline.build(old)).steps] == [
+        s.action for s in (await timeline.build(new)).steps
+    ], "the same scenario takes the same steps before and after the watch"
+    outcomes = await replay([old, new])
+    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+
+
+async def test_deadline_watch_needs_its_guard_both_ways():
+    """Without the guard the old history breaks; without the patch call (or rolled back)
+    the new one breaks at its marker; the old loop still explains the old history."""
+    old, new = exports.read(BEFORE_WATCH), exports.read(WITH_WATCH)
+    [outcome] = await replay([old], variant_replayer(WatchWithoutGuard))
+    assert not outcome.ok and outcome.failure.nondeterminism, outcome.line()
+    # The unguarded code starts the watch's timer where the old code scheduled a step.
+    assert outcome.failure.event_id is not None and "Timer" in outcome.failure.error
+    marker = patch_markers(new, DEADLINE_WATCH)[0]
+    for variant in (WatchWithoutGuard, LoopBeforeTheWatch):
+        [outcome] = await replay([new], variant_replayer(variant))
+        assert not outcome.ok and outcome.failure.nondeterminism, variant.__name__
+        assert outcome.failure.event_id == marker, outcome.line()
+        assert DEADLINE_WATCH in outcome.failure.error
+    [outcome] = await replay([old], variant_replayer(LoopBeforeTheWatch))
     assert outcome.ok, outcome.line()
 
 

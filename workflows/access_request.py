@@ -1,9 +1,10 @@
 """``AccessRequest``: a consulta or a solicitação de acesso, from intake to connection.
 
 Update handlers change the state under a lock and queue their side effects (store
-transition, e-mails, child workflow); the main loop drains that queue in order and runs
-the deadline timers of the current status. So an update answers as soon as its decision
-is recorded, and an e-mail outage delays e-mails, never decisions.
+transition, e-mails, child workflow); the main loop drains that queue in order, and a
+second task watches the deadline of the current status. So an update answers as soon as
+its decision is recorded, and an e-mail outage delays e-mails, never decisions nor
+deadlines.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ REQUIRED_APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "d
 CYCLES_PER_RUN = 4
 # Patch ids (workflow.patched): histories written before each change still replay.
 APPROVE_RECORDS_WORKS = "approve-records-works-v1"
+# The deadline is watched by its own task, not between two side effects of the main loop.
+DEADLINE_WATCH = "deadline-watch-v1"
 
 
 @workflow.defn(name="AccessRequest")
@@ -111,8 +114,20 @@ class AccessRequestWorkflow:
 
     @workflow.run
     async def run(self, raw: dict[str, Any], carried: AccessState | None = None) -> AccessStatus:
+        # Asked first, in the run's first workflow task: asked after the intake's local
+        # activity, the marker can land in a later task than that result, and a replay
+        # (a query after a worker restart) no longer finds it (docs/PATCHING.md).
+        watching = workflow.patched(DEADLINE_WATCH)
         if carried is None:
             await self._intake(raw)
+        if watching and self.state is not None:
+            return await self._run_watching(raw)
+        return await self._run_before_watch(raw)
+
+    async def _run_before_watch(self, raw: dict[str, Any]) -> AccessStatus:
+        """The loop of histories written before DEADLINE_WATCH (and of a refused intake):
+        the timer ran between two side effects, so while one waited out an outage a
+        deadline fell due late."""
         while True:
             await self._drain()
             if self.state is None or self.state.status in TERMINAL_STATUSES:
@@ -126,6 +141,55 @@ class AccessRequestWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain()
         return self._snapshot()
+
+    async def _run_watching(self, raw: dict[str, Any]) -> AccessStatus:
+        """The main loop: side effects in order, here; the deadline in ``_watch_deadline``,
+        which fires on time even while an e-mail waits out an SMTP outage."""
+        state = self.state
+        assert state is not None
+        watch = asyncio.create_task(self._watch_deadline())
+        while True:
+            await self._drain()
+            if state.status in TERMINAL_STATUSES:
+                break
+            if self._should_continue_as_new():
+                # Not while an update or the deadline task is halfway through a change.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and not self.lock.locked()
+                )
+                if not state.pending and state.status not in TERMINAL_STATUSES:
+                    state.cycles_this_run = 0
+                    workflow.continue_as_new(args=[raw, state])
+            # Every change of state queues its store transition, so "something to do" is
+            # "something queued". The deadline task ends only at a terminal status; if it
+            # ever failed, awaiting it fails this workflow task (retried, and visible).
+            await workflow.wait_condition(lambda: bool(state.pending) or watch.done())
+            if watch.done() and state.status not in TERMINAL_STATUSES:
+                await watch
+                raise RuntimeError("a vigilância do prazo terminou antes de um status final")
+        await watch
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain()
+        return self._snapshot()
+
+    async def _watch_deadline(self) -> None:
+        """Sleep until the current deadline's next instant (reminder, then due date) and
+        act on it under the lock; start over whenever that instant changes (a new
+        status, a paused or resumed clock), and stop at a terminal status."""
+        state = self.state
+        assert state is not None
+        while state.status not in TERMINAL_STATUSES:
+            target = self._next_timer()
+
+            def moved() -> bool:
+                return state.status in TERMINAL_STATUSES or self._next_timer() != target
+
+            if not await common.wait_for_change_or(target, moved):
+                continue
+            async with self.lock:
+                # An update may have changed the deadline while this waited for the lock.
+                if state.status not in TERMINAL_STATUSES and self._next_timer() == target:
+                    await self._on_timer()
 
     def _should_continue_as_new(self) -> bool:
         assert self.state is not None
