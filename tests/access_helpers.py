@@ -10,12 +10,13 @@ import hashlib
 import itertools
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.deadlines import DeadlineActivities
@@ -93,6 +94,14 @@ def inquiry_input(request_id: str | None = None) -> dict:
     return raw
 
 
+def smtp_outage_error() -> ApplicationError:
+    """What a fake send_email raises during a simulated SMTP outage (retried in 6 h)."""
+    return ApplicationError(
+        "servidor SMTP fora do ar (teste)", type="SMTPServerDisconnected",
+        next_retry_delay=timedelta(hours=6),
+    )
+
+
 class FakeActivities:
     """Records what the workflow asked for; answers like the real activities would."""
 
@@ -103,6 +112,8 @@ class FakeActivities:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         # True: every send_email attempt fails (retried by Temporal), like an SMTP outage.
+        # Retries are spaced 6 h apart (smtp_outage_error) so that skipping days of test-server
+        # time does not run thousands of attempts.
         self.mail_down = False
 
     @activity.defn(name="validate_intake")
@@ -146,7 +157,7 @@ class FakeActivities:
     @activity.defn(name="send_email")
     def send_email(self, req: EmailRequest) -> EmailResult:
         if self.mail_down:
-            raise ConnectionRefusedError("servidor SMTP fora do ar (teste)")
+            raise smtp_outage_error()
         with self._lock:
             if any(e.key == req.key for e in self.emails):
                 return EmailResult(key=req.key, template=req.template, status="duplicate")

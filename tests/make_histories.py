@@ -54,7 +54,8 @@ from tests.access_helpers import (
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # Written before a patch (docs/PATCHING.md); kept as is. "-prepatch": before
-# "approve-records-works-v1"; "-pre-deadline-watch": before "deadline-watch-v1".
+# "approve-records-works-v1"; "-pre-deadline-watch": before "deadline-watch-v1"
+# (access) or "technician-deadline-watch-v1".
 FROZEN = {
     "access-connected-works-prepatch",
     "access-connected-works-pre-deadline-watch",
@@ -62,6 +63,9 @@ FROZEN = {
     "access-inquiry-answered-pre-deadline-watch",
     "access-lapse-cycles-cancelled-pre-deadline-watch",
     "access-refused-pre-deadline-watch",
+    "technician-approved-late-pre-deadline-watch",
+    "technician-refused-pre-deadline-watch",
+    "technician-rejected-pre-deadline-watch",
 }
 SUPERVISOR = {"id": "sofia.supervisora", "role": "supervisor"}
 SYSTEM = {"id": "gd-orchestrator", "role": "system"}

@@ -221,7 +221,7 @@ async def test_deadline_falls_due_on_time_while_email_is_down(client, env, worke
     assert fakes.templates(handle.id) == [], "the outage was over before the deadline"
     assert st.pending_effects >= 4  # request e-mail + transition, lapse e-mail + transition
     fakes.mail_down = False
-    await env.sleep(timedelta(minutes=3))  # the e-mail's next retry (backoff capped at 2 min)
+    await env.sleep(timedelta(hours=7))  # the e-mail's next retry (smtp_outage_error: 6 h)
     st = await quiet(handle)
     # Each side effect once, in the order the decisions queued them.
     assert fakes.templates(handle.id) == ["request_received", "apr_lapsed"]

@@ -286,6 +286,19 @@ async def test_deadline_watch_needs_its_guard_both_ways():
     assert outcome.ok, outcome.line()
 
 
+async def test_technician_deadline_watch_old_and_new_histories_both_replay():
+    from workflows.technician import DEADLINE_WATCH as TECHNICIAN_WATCH
+
+    old = exports.read(HISTORIES / "technician-approved-late-pre-deadline-watch.json.gz")
+    new = exports.read(HISTORIES / "technician-approved-late.json.gz")
+    assert patch_markers(old, TECHNICIAN_WATCH) == []
+    assert len(patch_markers(new, TECHNICIAN_WATCH)) == 1
+    steps = [[s.action for s in (await timeline.build(e)).steps] for e in (old, new)]
+    assert steps[0] == steps[1] and "sla_breach" in steps[0]
+    outcomes = await replay([old, new])
+    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+
+
 # --- a broken history ------------------------------------------------------------------
 
 

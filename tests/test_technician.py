@@ -32,6 +32,7 @@ from models.activities import (
 from models.common import parse_or_problems
 from models.ids import technician_id
 from models.technician import TechnicianInput, TechnicianStatus
+from tests.access_helpers import smtp_outage_error
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
 from workflows.technician import TechnicianRegistrationWorkflow
 
@@ -79,6 +80,10 @@ class Fakes:
         self.emails: list[EmailRequest] = []
         self.credentials: list[CredentialsRequest] = []
         self._lock = threading.Lock()
+        # True: every send_email attempt fails (retried by Temporal), like an SMTP outage.
+        # Retries are spaced 6 h apart (smtp_outage_error) so that skipping days of test-server
+        # time does not run thousands of attempts.
+        self.mail_down = False
 
     @activity.defn(name="validate_intake")
     def validate_intake(self, check: IntakeCheck) -> IntakeResult:
@@ -96,6 +101,8 @@ class Fakes:
 
     @activity.defn(name="send_email")
     def send_email(self, req: EmailRequest) -> EmailResult:
+        if self.mail_down:
+            raise smtp_outage_error()
         with self._lock:
             if any(e.key == req.key for e in self.emails):
                 return EmailResult(key=req.key, template=req.template, status="duplicate")
@@ -432,6 +439,29 @@ async def test_late_review_is_escalated_and_approval_still_works(client, env, wo
     result = await handle.result()
     assert result.status == "APPROVED" and len(fakes.credentials) == 1
     assert len(result.sla_breaches) == 1
+
+
+@pytest.mark.timeskip
+async def test_review_deadline_is_on_time_while_email_is_down(client, env, worker, task_queue, fakes):
+    """Reminder and breach happen at their instants although the receipt e-mail is still
+    failing; the e-mails then go once each, in order (patch technician-deadline-watch-v1)."""
+    fakes.mail_down = True
+    handle = await start(client, technician_input(), task_queue)
+    st = await settle(handle, lambda s: s.status == "PENDING_REVIEW")
+    due_at = st.due_at
+    await env.sleep(timedelta(days=10))
+    st = await settle(handle, lambda s: s.sla_breaches)
+    [breach] = st.sla_breaches
+    assert due_at <= breach.breached_at <= due_at + timedelta(minutes=1), (due_at, breach)
+    assert fakes.of(handle.id)[1] == [], "the outage was over before the deadline"
+    fakes.mail_down = False
+    await env.sleep(timedelta(hours=7))  # the e-mail's next retry (smtp_outage_error: 6 h)
+    st = await settle(handle, lambda s: len(s.notifications) == 3)
+    transitions, emails = fakes.of(handle.id)
+    assert [t.action for t in transitions] == ["submitted", "reminder", "sla_breach"]
+    assert [e.template for e in emails] == ["technician_received", "deadline_reminder", "sla_escalation"]
+    assert st.status == "PENDING_REVIEW"
+    await handle.terminate()
 
 
 # --- with the real activities (SQLite store, templates, SMTP sink) ---------------------------

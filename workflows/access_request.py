@@ -143,11 +143,14 @@ class AccessRequestWorkflow:
         return self._snapshot()
 
     async def _run_watching(self, raw: dict[str, Any]) -> AccessStatus:
-        """The main loop: side effects in order, here; the deadline in ``_watch_deadline``,
-        which fires on time even while an e-mail waits out an SMTP outage."""
+        """The main loop: side effects in order, here; the deadline in a task of its own
+        (``common.watch_deadline``), on time even while an e-mail waits out an outage."""
         state = self.state
         assert state is not None
-        watch = asyncio.create_task(self._watch_deadline())
+        watch = asyncio.create_task(common.watch_deadline(
+            self.lock, self._next_timer, self._on_timer,
+            lambda: state.status in TERMINAL_STATUSES,
+        ))
         while True:
             await self._drain()
             if state.status in TERMINAL_STATUSES:
@@ -171,25 +174,6 @@ class AccessRequestWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain()
         return self._snapshot()
-
-    async def _watch_deadline(self) -> None:
-        """Sleep until the current deadline's next instant (reminder, then due date) and
-        act on it under the lock; start over whenever that instant changes (a new
-        status, a paused or resumed clock), and stop at a terminal status."""
-        state = self.state
-        assert state is not None
-        while state.status not in TERMINAL_STATUSES:
-            target = self._next_timer()
-
-            def moved() -> bool:
-                return state.status in TERMINAL_STATUSES or self._next_timer() != target
-
-            if not await common.wait_for_change_or(target, moved):
-                continue
-            async with self.lock:
-                # An update may have changed the deadline while this waited for the lock.
-                if state.status not in TERMINAL_STATUSES and self._next_timer() == target:
-                    await self._on_timer()
 
     def _should_continue_as_new(self) -> bool:
         assert self.state is not None

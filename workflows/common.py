@@ -224,6 +224,36 @@ async def run_effect(effect: Any) -> Notification | None:
     raise TypeError(f"unknown effect {type(effect).__name__}")
 
 
+async def watch_deadline(
+    lock: asyncio.Lock,
+    next_instant: Callable[[], datetime | None],
+    act: Callable[[], Any],
+    finished: Callable[[], bool],
+) -> None:
+    """A workflow's deadline, watched in a task of its own (patches ``deadline-watch-v1``).
+
+    Sleep until ``next_instant()`` (a reminder, then the due date; None: no timer, as with
+    a paused clock) and run ``act()`` (sync or async) under ``lock``, so it never
+    interleaves with an update's decision. Start over whenever that instant changes; an
+    update may have moved it while this waited for the lock. Return once ``finished()``.
+    ``act`` must move ``next_instant()`` on (a reminder marked sent, a breach recorded),
+    or it would run again at once.
+    """
+    while not finished():
+        target = next_instant()
+
+        def moved() -> bool:
+            return finished() or next_instant() != target
+
+        if not await wait_for_change_or(target, moved):
+            continue
+        async with lock:
+            if not finished() and next_instant() == target:
+                outcome = act()
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+
 async def wait_for_change_or(target: datetime | None, changed: Callable[[], bool]) -> bool:
     """Wait until ``changed()`` or the ``target`` instant; True when the timer won."""
     if target is None:

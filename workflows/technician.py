@@ -7,8 +7,9 @@ Approval sends the three e-mails of the guide; the secrets they carry are create
 that activity, never here.
 
 Update handlers decide under a lock and queue their side effects; the main loop drains the
-queue in order. An update answers once its decision is taken, and a mail outage delays
-e-mails, never decisions.
+queue in order, and the review deadline is watched by a task of its own. An update answers
+once its decision is taken, and a mail outage delays e-mails, never decisions nor the
+deadline's reminder and breach.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ RULE = "technician_review"
 DECIDERS = ("analyst", "supervisor")
 PROCESS_LABEL = "Cadastro de Responsável Técnico"
 ID_PREFIX = "gd-technician-"
+# Patch ids (workflow.patched; docs/PATCHING.md): histories written before still replay.
+DEADLINE_WATCH = "technician-deadline-watch-v1"
 
 Effect = Union[Transition, EmailRequest, CredentialsRequest]
 
@@ -96,9 +99,38 @@ class TechnicianRegistrationWorkflow:
     async def run(self, raw: Any) -> TechnicianStatus:
         # ``raw`` is undecoded JSON: a payload failing pydantic inside the converter would
         # leave the workflow stuck with no message (TEMPORAL_NOTES.md).
+        # First thing in the run, before any local activity (docs/PATCHING.md).
+        watching = workflow.patched(DEADLINE_WATCH)
         self.created_at = workflow.now()
         if await self._intake(raw):
             await self._open_review()
+        if watching and self.status == "PENDING_REVIEW":
+            return await self._run_watching()
+        return await self._run_before_watch()
+
+    async def _run_watching(self) -> TechnicianStatus:
+        """Side effects in order here; the review deadline in ``common.watch_deadline``."""
+        in_review = lambda: self.status == "PENDING_REVIEW"  # noqa: E731
+        watch = asyncio.create_task(common.watch_deadline(
+            self.lock, self._next_timer, self._on_timer, lambda: not in_review(),
+        ))
+        while True:
+            await self._drain()
+            if not in_review():
+                break
+            # A decision queues its transition: "something to do" is "something queued".
+            await workflow.wait_condition(lambda: bool(self.pending) or watch.done())
+            if watch.done() and in_review():
+                await watch
+                raise RuntimeError("a vigilância do prazo terminou antes da decisão")
+        await watch
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain()
+        return self._snapshot()
+
+    async def _run_before_watch(self) -> TechnicianStatus:
+        """The loop of histories written before DEADLINE_WATCH (and of a refused intake):
+        the timer ran between two side effects, so during an outage it fired late."""
         while True:
             await self._drain()
             if self.status != "PENDING_REVIEW":
