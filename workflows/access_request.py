@@ -143,36 +143,31 @@ class AccessRequestWorkflow:
         return self._snapshot()
 
     async def _run_watching(self, raw: dict[str, Any]) -> AccessStatus:
-        """The main loop: side effects in order, here; the deadline in a task of its own
-        (``common.watch_deadline``), on time even while an e-mail waits out an outage."""
+        """Side effects in order, the deadline in a task of its own (``common.run_watching``):
+        on time even while an e-mail waits out an outage."""
         state = self.state
         assert state is not None
-        watch = asyncio.create_task(common.watch_deadline(
-            self.lock, self._next_timer, self._on_timer,
-            lambda: state.status in TERMINAL_STATUSES,
-        ))
-        while True:
-            await self._drain()
-            if state.status in TERMINAL_STATUSES:
-                break
-            if self._should_continue_as_new():
-                # Not while an update or the deadline task is halfway through a change.
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() and not self.lock.locked()
-                )
-                if not state.pending and state.status not in TERMINAL_STATUSES:
-                    state.cycles_this_run = 0
-                    workflow.continue_as_new(args=[raw, state])
-            # Every change of state queues its store transition, so "something to do" is
-            # "something queued". The deadline task ends only at a terminal status; if it
-            # ever failed, awaiting it fails this workflow task (retried, and visible).
-            await workflow.wait_condition(lambda: bool(state.pending) or watch.done())
-            if watch.done() and state.status not in TERMINAL_STATUSES:
-                await watch
-                raise RuntimeError("a vigilância do prazo terminou antes de um status final")
-        await watch
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain()
+
+        async def maybe_continue_as_new() -> None:
+            if not self._should_continue_as_new():
+                return
+            # Not while an update or the deadline task is halfway through a change.
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() and not self.lock.locked()
+            )
+            if not state.pending and state.status not in TERMINAL_STATUSES:
+                state.cycles_this_run = 0
+                workflow.continue_as_new(args=[raw, state])
+
+        await common.run_watching(
+            lock=self.lock,
+            drain=self._drain,
+            queued=lambda: bool(state.pending),
+            finished=lambda: state.status in TERMINAL_STATUSES,
+            next_instant=self._next_timer,
+            act=self._on_timer,
+            between=maybe_continue_as_new,
+        )
         return self._snapshot()
 
     def _should_continue_as_new(self) -> bool:

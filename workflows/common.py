@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -224,13 +224,48 @@ async def run_effect(effect: Any) -> Notification | None:
     raise TypeError(f"unknown effect {type(effect).__name__}")
 
 
+async def run_watching(
+    *,
+    lock: asyncio.Lock,
+    drain: Callable[[], Awaitable[None]],
+    queued: Callable[[], bool],
+    finished: Callable[[], bool],
+    next_instant: Callable[[], datetime | None],
+    act: Callable[[], Any],
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """The main loop of a process workflow (patches ``*deadline-watch-v1``).
+
+    Run the queued side effects in order (``drain``) until ``finished()``, while
+    ``watch_deadline`` acts on the deadline in a task of its own. Every change of state
+    queues its store transition, so the loop sleeps until something is ``queued()``;
+    ``between`` runs before each sleep (``AccessRequest``: continue-as-new). The deadline
+    task ends only once finished; if it ever failed, awaiting it fails this workflow task
+    (retried, and visible). Returns after the handlers and their last effects are done.
+    """
+    watch = asyncio.create_task(watch_deadline(lock, next_instant, act, finished))
+    while True:
+        await drain()
+        if finished():
+            break
+        if between is not None:
+            await between()
+        await workflow.wait_condition(lambda: queued() or watch.done())
+        if watch.done() and not finished():
+            await watch
+            raise RuntimeError("a vigilância do prazo terminou antes de um status final")
+    await watch
+    await workflow.wait_condition(workflow.all_handlers_finished)
+    await drain()
+
+
 async def watch_deadline(
     lock: asyncio.Lock,
     next_instant: Callable[[], datetime | None],
     act: Callable[[], Any],
     finished: Callable[[], bool],
 ) -> None:
-    """A workflow's deadline, watched in a task of its own (patches ``deadline-watch-v1``).
+    """A workflow's deadline, watched in a task of its own (the ``*deadline-watch-v1`` patches).
 
     Sleep until ``next_instant()`` (a reminder, then the due date; None: no timer, as with
     a paused clock) and run ``act()`` (sync or async) under ``lock``, so it never

@@ -109,23 +109,16 @@ class TechnicianRegistrationWorkflow:
         return await self._run_before_watch()
 
     async def _run_watching(self) -> TechnicianStatus:
-        """Side effects in order here; the review deadline in ``common.watch_deadline``."""
-        in_review = lambda: self.status == "PENDING_REVIEW"  # noqa: E731
-        watch = asyncio.create_task(common.watch_deadline(
-            self.lock, self._next_timer, self._on_timer, lambda: not in_review(),
-        ))
-        while True:
-            await self._drain()
-            if not in_review():
-                break
-            # A decision queues its transition: "something to do" is "something queued".
-            await workflow.wait_condition(lambda: bool(self.pending) or watch.done())
-            if watch.done() and in_review():
-                await watch
-                raise RuntimeError("a vigilância do prazo terminou antes da decisão")
-        await watch
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain()
+        """Side effects in order, the review deadline in a task of its own
+        (``common.run_watching``)."""
+        await common.run_watching(
+            lock=self.lock,
+            drain=self._drain,
+            queued=lambda: bool(self.pending),
+            finished=lambda: self.status != "PENDING_REVIEW",
+            next_instant=self._next_timer,
+            act=self._on_timer,
+        )
         return self._snapshot()
 
     async def _run_before_watch(self) -> TechnicianStatus:
