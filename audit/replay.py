@@ -169,9 +169,10 @@ async def replay(
 ) -> list[ReplayOutcome]:
     """Replay every run of every export; one outcome per workflow, in the given order.
 
-    Histories go through ``lanes`` replay streams of the one ``Replayer`` at once: a
-    replay mostly waits on the SDK core's thread, so a few streams overlap that wait
-    (about ×2 on two cores). Each run is still replayed whole and alone.
+    Histories go through ``lanes`` replay streams of the one ``Replayer`` at once, so the
+    SDK core's thread works on one while Python activates another (with activations
+    inline: 19.4 → 22.0 histories/s from 1 to 4 streams, sandboxed, on this machine).
+    Each run is still replayed whole and alone.
     """
     exports = list(exports)
     replayer = replayer or build_replayer()
