@@ -376,6 +376,41 @@ class InputRefused(ValueError):
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
+# Typed refusals. A validator that raises one of these rejects the update; the caller
+# receives an ApplicationError whose ``type`` is the class name, so the HTTP API maps
+# it to a status code without parsing message text:
+#   InputRefused  -> 422 (field errors; also the base class of the others)
+#   RoleRefused   -> 403 (the actor's role may not send this update)
+#   PartyRefused  -> 403 (role allowed, but the actor is not the request's RT/customer)
+#   StatusRefused -> 409 (the update does not fit the current status)
+#   LimitRefused  -> 409 (a per-request cap is reached: documents, decisions, pauses)
+
+
+class RoleRefused(InputRefused):
+    """The actor's role may not send this update (HTTP 403)."""
+
+
+class PartyRefused(InputRefused):
+    """The actor's role is allowed but it is not a party of this request (HTTP 403)."""
+
+
+class StatusRefused(InputRefused):
+    """The update does not fit the current status (HTTP 409)."""
+
+
+class LimitRefused(InputRefused):
+    """A per-request cap would be exceeded (HTTP 409)."""
+
+
+REFUSAL_HTTP_STATUS: dict[str, int] = {
+    "InputRefused": 422,
+    "RoleRefused": 403,
+    "PartyRefused": 403,
+    "StatusRefused": 409,
+    "LimitRefused": 409,
+}
+
+
 def parse_or_refuse(model: type[M], raw: Any) -> M:
     parsed, problems = parse_or_problems(model, raw)
     if problems:

@@ -26,7 +26,15 @@ with workflow.unsafe.imports_passed_through():
         ResumeQuery,
         Transition,
     )
-    from models.common import Actor, DeadlineRecord, InputRefused, Notification, Reason
+    from models.common import (
+        Actor,
+        DeadlineRecord,
+        InputRefused,
+        Notification,
+        Reason,
+        RoleRefused,
+        StatusRefused,
+    )
 
 # Store and e-mail retry with backoff for as long as it takes (an outage must not lose a
 # step); a permanent refusal comes back as a result, not as an error.
@@ -56,7 +64,7 @@ def refuse(message: str) -> None:
 def require_role(actor: Actor, allowed: Iterable[str], action: str) -> None:
     allowed = tuple(allowed)
     if actor.role not in allowed:
-        refuse(
+        raise RoleRefused(
             f"{action}: papel '{actor.role}' não pode executar esta ação "
             f"(permitido: {', '.join(allowed)})"
         )
@@ -65,7 +73,7 @@ def require_role(actor: Actor, allowed: Iterable[str], action: str) -> None:
 def require_status(current: str, allowed: Iterable[str], action: str) -> None:
     allowed = tuple(allowed)
     if current not in allowed:
-        refuse(
+        raise StatusRefused(
             f"{action}: não permitido no status {current} "
             f"(permitido em: {', '.join(allowed)})"
         )
