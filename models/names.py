@@ -1,0 +1,73 @@
+"""Names that cross processes: workflow types, updates, queries and activities.
+
+Workers, clients (`gd_client`, the HTTP API, the CLI), benchmarks and the audit tools use
+these constants instead of repeating the strings. The strings themselves are part of the
+public contract (CONTRACT.md) and of every recorded history: never change one.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class Workflows:
+    ACCESS_REQUEST: Final = "AccessRequest"
+    TECHNICIAN_REGISTRATION: Final = "TechnicianRegistration"
+    BENEFICIARY_REGISTRATION: Final = "BeneficiaryRegistration"
+
+
+class Queries:
+    STATUS: Final = "status"
+
+
+class Updates:
+    # AccessRequest
+    REGISTER_APR: Final = "register_apr"
+    APPROVE: Final = "approve"
+    SUSPEND: Final = "suspend"
+    REPROVE: Final = "reprove"
+    ATTACH_CORRECTIONS: Final = "attach_corrections"
+    REQUEST_REANALYSIS: Final = "request_reanalysis"
+    DECLARE_WORKS: Final = "declare_works"
+    PAUSE_CLOCK: Final = "pause_clock"
+    RESUME_CLOCK: Final = "resume_clock"
+    ANSWER_INQUIRY: Final = "answer_inquiry"
+    REQUEST_INSPECTION: Final = "request_inspection"
+    RECORD_INSPECTION: Final = "record_inspection"
+    WITHDRAW: Final = "withdraw"
+    # TechnicianRegistration (APPROVE as above) and BeneficiaryRegistration
+    REJECT: Final = "reject"
+    CONFIRM: Final = "confirm"
+
+
+class Activities:
+    VALIDATE_INTAKE: Final = "validate_intake"
+    ISSUE_NUMBERS: Final = "issue_numbers"
+    RECORD_TRANSITION: Final = "record_transition"
+    SEND_EMAIL: Final = "send_email"
+    SEND_TECHNICIAN_CREDENTIALS: Final = "send_technician_credentials"
+    COMPUTE_DEADLINE: Final = "compute_deadline"
+    RESUME_DEADLINE: Final = "resume_deadline"
+
+
+ACCESS_UPDATES: Final = (
+    Updates.REGISTER_APR,
+    Updates.APPROVE,
+    Updates.SUSPEND,
+    Updates.REPROVE,
+    Updates.ATTACH_CORRECTIONS,
+    Updates.REQUEST_REANALYSIS,
+    Updates.DECLARE_WORKS,
+    Updates.PAUSE_CLOCK,
+    Updates.RESUME_CLOCK,
+    Updates.ANSWER_INQUIRY,
+    Updates.REQUEST_INSPECTION,
+    Updates.RECORD_INSPECTION,
+    Updates.WITHDRAW,
+)
+TECHNICIAN_UPDATES: Final = (Updates.APPROVE, Updates.REJECT)
+BENEFICIARY_UPDATES: Final = (Updates.CONFIRM, Updates.REJECT)
+
+# The actor id the workflows use for their own automatic steps (lapse, escalation,
+# cancellation by policy). Callers may never send it: it would forge an automatic entry.
+SYSTEM_ACTOR_ID: Final = "gd-orchestrator"
