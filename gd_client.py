@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+from datetime import timedelta
+from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, DescribeWorkflowExecutionRequest
 from temporalio.client import (
     Client,
-    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -41,13 +42,20 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from docstore import Documents
+from gd_errors import GdNotFound, GdRefused, GdUnavailable, refused, refusing
+from listing import (
+    KINDS,
+    RequestSummary,
+    build_list_query,
+    sort_by_due,
+    summary_from,
+)
 from models import ids
-from models import search_attributes as sa
 from models.access import (
     REANALYSIS_MOTIVE,
     AccessRequestInput,
     AccessStatus,
-    input_digest,
     AnswerInquiryArgs,
     ApproveArgs,
     AttachCorrectionsArgs,
@@ -60,6 +68,7 @@ from models.access import (
     RequestReanalysisArgs,
     SuspendArgs,
     WithdrawArgs,
+    input_digest,
 )
 from models.beneficiaries import (
     BeneficiaryInput,
@@ -72,12 +81,10 @@ from models.common import (
     Actor,
     ActorArgs,
     DocumentRef,
-    Model,
-    Problem,
     Reason,
-    Technician,
     parse_or_problems,
 )
+from models.names import Queries, Updates, Workflows
 from models.settings import GdSettings, get_settings
 from models.technician import (
     TechnicianApproveArgs,
@@ -85,9 +92,14 @@ from models.technician import (
     TechnicianRejectArgs,
     TechnicianStatus,
 )
+from worker import connect as worker_connect
 
-if TYPE_CHECKING:
-    from activities.store import Store
+__all__ = [
+    "Documents", "GdClient", "GdNotFound", "GdRefused", "GdUnavailable", "RequestSummary",
+    "any_workflow_id", "beneficiaries_workflow_id", "build_list_query", "intake_done",
+    "parse_actor", "parse_reason", "parse_technician_key", "poll_pauses", "request_workflow_id",
+    "sort_by_due", "technician_workflow_id", "workflow_type_of",
+]  # fmt: skip
 
 AnyStatus = Union[AccessStatus, TechnicianStatus, BeneficiaryStatus]
 ActorLike = Union[Actor, dict, str]
@@ -95,28 +107,11 @@ ReasonLike = Union[Reason, dict, str]
 DocLike = Union[DocumentRef, dict]
 S = TypeVar("S", bound=BaseModel)
 
-ACCESS_TYPE = "AccessRequest"
-TECHNICIAN_TYPE = "TechnicianRegistration"
-BENEFICIARIES_TYPE = "BeneficiaryRegistration"
-PREFIXES = {
-    "gd-request-": ACCESS_TYPE,
-    "gd-technician-": TECHNICIAN_TYPE,
-    "gd-beneficiaries-": BENEFICIARIES_TYPE,
-}
 STATUS_TYPES: dict[str, type[BaseModel]] = {
-    ACCESS_TYPE: AccessStatus,
-    TECHNICIAN_TYPE: TechnicianStatus,
-    BENEFICIARIES_TYPE: BeneficiaryStatus,
+    Workflows.ACCESS_REQUEST: AccessStatus,
+    Workflows.TECHNICIAN_REGISTRATION: TechnicianStatus,
+    Workflows.BENEFICIARY_REGISTRATION: BeneficiaryStatus,
 }
-KINDS = ("inquiry", "request", "technician", "beneficiaries")
-CLASSES = ("micro", "mini")
-# Every status a search attribute can hold (AccessRequest, RT and beneficiaries).
-KNOWN_STATUSES = (
-    "RECEIVED", "REFUSED", "AWAITING_APR", "LAPSED", "UNDER_ANALYSIS", "SUSPENDED",
-    "REPROVED", "APPROVED", "INSPECTION_REQUESTED", "INSPECTION_REPROVED", "CONNECTED",
-    "AWAITING_ANSWER", "ANSWERED", "CANCELLED", "PENDING_REVIEW", "REJECTED", "REGISTERED",
-)  # fmt: skip
-ACTORS = ("technician", "analyst", "customer", "inspector", "supervisor", "system")
 
 START_TIMEOUT_S = 30.0  # intake answers in well under a second with a worker running
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -135,43 +130,17 @@ def poll_pauses() -> Iterator[float]:
         pause = min(POLL_MAX_S, pause * POLL_FACTOR)
 
 
-# --- errors ------------------------------------------------------------------------------
+# --- ids as a person types them (models.ids), refused as GdRefused ------------------------
+
+parse_technician_key = refusing(ids.parse_technician_key)
+workflow_type_of = refusing(ids.workflow_type_of)
+request_workflow_id = refusing(ids.request_workflow_id)
+beneficiaries_workflow_id = refusing(ids.beneficiaries_workflow_id)
+technician_workflow_id = refusing(ids.technician_workflow_id)
+any_workflow_id = refusing(ids.any_workflow_id)
 
 
-class GdRefused(ValueError):
-    """A refused action or bad input: ``message`` is one pt-BR line, ``problems`` each rule."""
-
-    def __init__(self, message: str | None = None, problems: Sequence[Problem] = ()):
-        self.problems = list(problems) or [
-            Problem(field="", code="refused", message=message or "ação recusada")
-        ]
-        self.message = _one_line(message or "; ".join(str(p) for p in self.problems))
-        super().__init__(self.message)
-
-
-class GdNotFound(GdRefused):
-    """No process with that id."""
-
-
-class GdUnavailable(RuntimeError):
-    """Temporal cannot be reached, or no worker answers on the task queue."""
-
-    def __init__(self, message: str):
-        self.message = _one_line(message)
-        super().__init__(self.message)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _refused(prefix: str, problems: list[Problem]) -> GdRefused:
-    listed = "; ".join(str(p) for p in problems)
-    return GdRefused(f"{prefix}: {listed}" if prefix else listed, problems)
-
-
-# --- small parsers shared with the CLI ---------------------------------------------------
-
+# --- actors and reasons as a person types them -------------------------------------------
 
 def parse_actor(value: ActorLike) -> Actor:
     """An ``Actor`` from a model, a dict or ``"role:id"`` (GD_ACTOR's form)."""
@@ -188,7 +157,7 @@ def parse_actor(value: ActorLike) -> Actor:
     if problems:
         if any(p.field == "actor.role" for p in problems):
             raise GdRefused(f"papel desconhecido; aceitos: {', '.join(ROLES)}", problems)
-        raise _refused("quem age", problems)
+        raise refused("quem age", problems)
     assert parsed is not None
     return parsed
 
@@ -202,79 +171,15 @@ def parse_reason(value: ReasonLike) -> Reason:
         value = {"code": code.strip(), "text": text.strip() or None}
     parsed, problems = parse_or_problems(Reason, value, "reason")
     if problems:
-        raise _refused("motivo inválido", problems)
+        raise refused("motivo inválido", problems)
     assert parsed is not None
     return parsed
-
-
-def parse_technician_key(value: str) -> Technician:
-    """``CREA-MG-12.345-d`` (or the workflow id) → Technician with the normalised registration."""
-    text = value.strip().removeprefix("gd-technician-")
-    parts = text.split("-", 2)
-    if len(parts) != 3:
-        raise GdRefused(
-            f"responsável técnico deve ter a forma CONSELHO-UF-REGISTRO (ex.: CREA-MG-12345), "
-            f"não {value!r}"
-        )
-    raw = {"council": parts[0].upper(), "uf": parts[1], "registration": parts[2]}
-    parsed, problems = parse_or_problems(Technician, raw, "technician")
-    if problems:
-        raise _refused("responsável técnico inválido", problems)
-    assert parsed is not None
-    return parsed
-
-
-def workflow_type_of(workflow_id: str) -> str:
-    for prefix, kind in PREFIXES.items():
-        if workflow_id.startswith(prefix):
-            return kind
-    raise GdNotFound(
-        f"id de processo desconhecido: {workflow_id} (esperado gd-request-…, gd-technician-… "
-        "ou gd-beneficiaries-…)"
-    )
-
-
-def request_workflow_id(request: str) -> str:
-    """A request_id or the full ``gd-request-…`` id → the workflow id."""
-    value = request.strip()
-    if value.startswith("gd-request-"):
-        return value
-    _check_request_id(value)
-    return ids.access_request_id(value)
-
-
-def beneficiaries_workflow_id(request: str) -> str:
-    value = request.strip()
-    if value.startswith("gd-beneficiaries-"):
-        return value
-    _check_request_id(value.removeprefix("gd-request-"))
-    return ids.beneficiaries_id(value.removeprefix("gd-request-"))
-
-
-def technician_workflow_id(technician: str | Technician) -> str:
-    tech = technician if isinstance(technician, Technician) else parse_technician_key(technician)
-    return ids.technician_id(tech.council, tech.uf, tech.registration)
-
-
-def any_workflow_id(value: str) -> str:
-    """An id as a person types it: a full workflow id, else a request_id."""
-    value = value.strip()
-    if any(value.startswith(prefix) for prefix in PREFIXES):
-        return value
-    return request_workflow_id(value)
-
-
-def _check_request_id(value: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
-        raise GdRefused(
-            f"request_id inválido: {value!r} (1 a 64 caracteres A-Z, a-z, 0-9, '.', '_' ou '-')"
-        )
 
 
 def _parse(model: type[S], raw: Any, prefix: str) -> S:
     parsed, problems = parse_or_problems(model, raw)
     if problems:
-        raise _refused(prefix, problems)
+        raise refused(prefix, problems)
     assert parsed is not None
     return parsed
 
@@ -285,221 +190,6 @@ def _dump(model: BaseModel) -> dict[str, Any]:
 
 def _as_dict(value: BaseModel | dict) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-
-
-# --- list rows ---------------------------------------------------------------------------
-
-
-class RequestSummary(Model):
-    """One process as visibility sees it (search attributes only: no personal data)."""
-
-    workflow_id: str
-    workflow_type: str
-    request_id: str
-    kind: str | None = None
-    status: str | None = None
-    generation_class: str | None = None
-    service_note: str | None = None
-    protocol: str | None = None
-    technician: str | None = None
-    next_actor: str | None = None
-    due_at: datetime | None = None
-    sla_breached: bool = False
-    running: bool = True
-    started_at: datetime | None = None
-    closed_at: datetime | None = None
-
-
-def summary_from(execution: WorkflowExecution) -> RequestSummary:
-    attrs = execution.typed_search_attributes
-    workflow_id = execution.id
-    short = workflow_id
-    for prefix in PREFIXES:
-        short = short.removeprefix(prefix)
-    return RequestSummary(
-        workflow_id=workflow_id,
-        workflow_type=execution.workflow_type,
-        request_id=short,
-        kind=attrs.get(sa.GD_KIND),
-        status=attrs.get(sa.GD_STATUS),
-        generation_class=attrs.get(sa.GD_CLASS),
-        service_note=attrs.get(sa.GD_SERVICE_NOTE),
-        protocol=attrs.get(sa.GD_PROTOCOL),
-        technician=attrs.get(sa.GD_TECHNICIAN),
-        next_actor=attrs.get(sa.GD_NEXT_ACTOR),
-        due_at=attrs.get(sa.GD_DUE_AT),
-        sla_breached=bool(attrs.get(sa.GD_SLA_BREACHED)),
-        running=execution.status == WorkflowExecutionStatus.RUNNING,
-        started_at=execution.start_time,
-        closed_at=execution.close_time,
-    )
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _listed(value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v for v in (x.strip() for x in value.split(",")) if v]
-    return [v for v in value if v]
-
-
-def _in(name: str, values: list[str]) -> str:
-    if len(values) == 1:
-        return f"{name} = {_quote(values[0])}"
-    return f"{name} IN ({', '.join(_quote(v) for v in values)})"
-
-
-def _known_values(values: list[str], allowed: Sequence[str], what: str) -> list[str]:
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise GdRefused(f"{what} desconhecido: {', '.join(bad)}; aceitos: {', '.join(allowed)}")
-    return values
-
-
-def build_list_query(
-    *,
-    status: str | Iterable[str] | None = None,
-    overdue: bool = False,
-    due_within_days: int | None = None,
-    technician: str | None = None,
-    generation_class: str | None = None,
-    kind: str | Iterable[str] | None = None,
-    next_actor: str | None = None,
-    open_only: bool = False,
-    now: datetime | None = None,
-) -> str:
-    """The visibility query over the Gd* search attributes (values checked, then quoted)."""
-    now = now or datetime.now(timezone.utc)
-    kinds = _known_values(_listed(kind) or ["request", "inquiry"], KINDS, "tipo")
-    clauses = [_in("GdKind", kinds)]
-    statuses = [s.upper() for s in _listed(status)]
-    if statuses:
-        clauses.append(_in("GdStatus", _known_values(statuses, KNOWN_STATUSES, "status")))
-    if generation_class:
-        cls = _known_values([generation_class.lower()], CLASSES, "classe")[0]
-        clauses.append(f"GdClass = {_quote(cls)}")
-    if technician:
-        clauses.append(f"GdTechnician = {_quote(parse_technician_key(technician).key)}")
-    if next_actor:
-        actor = _known_values([next_actor], ACTORS, "próximo a agir")[0]
-        clauses.append(f"GdNextActor = {_quote(actor)}")
-    if overdue or due_within_days is not None or open_only:
-        clauses.append("ExecutionStatus = 'Running'")
-    if overdue:
-        clauses.append(f"GdDueAt < {_quote(_rfc3339(now))}")
-    if due_within_days is not None:
-        if due_within_days < 0:
-            raise GdRefused("--due-within deve ser um número de dias ≥ 0")
-        from domain.calendar import end_of_day, local_date
-
-        until = end_of_day(local_date(now) + timedelta(days=due_within_days))
-        if not overdue:
-            clauses.append(f"GdDueAt >= {_quote(_rfc3339(now))}")
-        clauses.append(f"GdDueAt <= {_quote(_rfc3339(until))}")
-    return " AND ".join(clauses)
-
-
-def sort_by_due(rows: Iterable[RequestSummary]) -> list[RequestSummary]:
-    """Earliest due date first; rows without one last, newest first among them."""
-    far = datetime.max.replace(tzinfo=timezone.utc)
-    epoch = datetime.min.replace(tzinfo=timezone.utc)
-    return sorted(
-        rows,
-        key=lambda r: (
-            r.due_at is None,
-            r.due_at or far,
-            -((r.started_at or epoch) - epoch).total_seconds(),
-        ),
-    )
-
-
-# --- documents ---------------------------------------------------------------------------
-
-
-def _store_and_blobs(settings: GdSettings) -> tuple["Store", Any]:
-    from activities.blobs import BlobStore
-    from activities.store import Store
-
-    store = Store(settings.database_url)
-    store.create_schema()  # idempotent; the CLI may run before the first worker did
-    return store, BlobStore(settings.blob_dir)
-
-
-class Documents:
-    """Upload and look up files in the configured store and blob directory (no Temporal)."""
-
-    def __init__(self, settings: GdSettings):
-        self.settings = settings
-        self._opened: tuple[Store, Any] | None = None
-
-    def _open(self) -> tuple["Store", Any]:
-        if self._opened is None:
-            self._opened = _store_and_blobs(self.settings)
-        return self._opened
-
-    @property
-    def store(self) -> "Store":
-        return self._open()[0]
-
-    def upload(self, path: str | os.PathLike[str] | bytes, kind: str, filename: str | None = None) -> DocumentRef:
-        """Store a file once; ``UploadRefused`` (a ValueError, pt-BR) when it breaks a rule."""
-        from activities.blobs import UploadRefused, upload
-
-        store, blobs = self._open()
-        try:
-            return upload(store, blobs, path, kind=kind, filename=filename)
-        except UploadRefused as error:
-            name = filename or (None if isinstance(path, bytes) else Path(path).name)
-            if name and name not in str(error):
-                raise UploadRefused(f"{name}: {error}") from None
-            raise
-
-    def get(self, sha256: str, kind: str | None = None) -> DocumentRef:
-        """The DocumentRef of an uploaded file by its sha256 (optionally under another kind)."""
-        digest = sha256.strip().lower()
-        if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise GdRefused(f"sha256 inválido: {sha256!r} (64 caracteres hexadecimais)")
-        store, blobs = self._open()
-        record = store.document(digest)
-        if record is None or not blobs.exists(digest, record.size):
-            raise GdRefused(
-                f"documento {digest[:12]}… não encontrado no repositório de arquivos: "
-                "envie-o antes com `gd docs upload`"
-            )
-        return _parse(
-            DocumentRef,
-            {
-                "sha256": digest,
-                "kind": kind or record.kind,
-                "filename": record.filename,
-                "size": record.size,
-                "content_type": record.content_type,
-            },
-            "documento",
-        )
-
-    def resolve(self, spec: str, default_kind: str | None = None, base: Path | None = None) -> DocumentRef:
-        """``kind=path``, ``kind=sha256``, ``path`` or ``sha256`` → DocumentRef (uploading a path)."""
-        kind, sep, target = spec.partition("=")
-        if not sep or not re.fullmatch(r"[a-z_]+", kind.strip()):
-            kind, target = default_kind or "", spec
-        kind, target = kind.strip(), target.strip()
-        path = Path(target).expanduser()
-        if base is not None and not path.is_absolute():
-            path = base / path
-        if re.fullmatch(r"[0-9A-Fa-f]{64}", target) and not path.exists():
-            return self.get(target, kind or None)
-        if not kind:
-            raise GdRefused(f"documento {target!r}: informe o tipo, como tipo=caminho (ex.: art_rrt={target})")
-        return self.upload(path, kind)
 
 
 # --- the client --------------------------------------------------------------------------
@@ -516,11 +206,9 @@ class GdClient:
     @classmethod
     async def connect(cls, settings: GdSettings | None = None) -> "GdClient":
         """Connect with the worker's data converter; ``GdUnavailable`` if nobody answers."""
-        import worker
-
         settings = settings or get_settings()
         try:
-            client = await worker.connect(settings)
+            client = await worker_connect(settings)
         except ValueError as error:  # codec.CodecConfigError: malformed key variables
             raise GdRefused(f"configuração inválida: {error}") from error
         except RuntimeError as error:
@@ -547,7 +235,7 @@ class GdClient:
         parsed = _parse(AccessRequestInput, raw, "entrada recusada")
         workflow_id = ids.access_request_id(parsed.request_id)
         await self._start(
-            ACCESS_TYPE, raw, workflow_id, reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE
+            Workflows.ACCESS_REQUEST, raw, workflow_id, reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE
         )
         status = await self._wait_status(
             workflow_id, AccessStatus, lambda s: s.status != "RECEIVED"
@@ -567,7 +255,7 @@ class GdClient:
         parsed = _parse(TechnicianInput, _as_dict(inp), "cadastro recusado")
         workflow_id = ids.technician_id(parsed.council, parsed.uf, parsed.registration)
         await self._start(
-            TECHNICIAN_TYPE, _dump(parsed), workflow_id, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            Workflows.TECHNICIAN_REGISTRATION, _dump(parsed), workflow_id, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE
         )
         return await self._wait_status(workflow_id, TechnicianStatus, intake_done)
 
@@ -576,7 +264,7 @@ class GdClient:
         parsed = _parse(BeneficiaryInput, _as_dict(inp), "cadastramento recusado")
         workflow_id = ids.beneficiaries_id(parsed.request_id)
         await self._start(
-            BENEFICIARIES_TYPE, _dump(parsed), workflow_id, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            Workflows.BENEFICIARY_REGISTRATION, _dump(parsed), workflow_id, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE
         )
         return await self._wait_status(workflow_id, BeneficiaryStatus, intake_done)
 
@@ -630,7 +318,7 @@ class GdClient:
     async def _query(self, workflow_id: str, model: type[S]) -> S:
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            return await handle.query("status", result_type=model, rpc_timeout=QUERY_TIMEOUT)
+            return await handle.query(Queries.STATUS, result_type=model, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as error:
             raise self._rpc_error(error, workflow_id) from error
 
@@ -643,7 +331,7 @@ class GdClient:
         pauses = poll_pauses()
         while True:
             current = await self.status(workflow_id)
-            if kind == ACCESS_TYPE:
+            if kind == Workflows.ACCESS_REQUEST:
                 if current.pending_effects == 0:  # type: ignore[union-attr]
                     return current
             elif current.status in ("RECEIVED", "PENDING_REVIEW") or await self._closed(workflow_id):
@@ -656,9 +344,6 @@ class GdClient:
         """The execution status, read raw (None if there is no such workflow). Raw because
         a server may hold an unset Datetime attribute as a null payload that the typed
         ``describe()`` fails to decode (the time-skipping test server does)."""
-        from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
-        from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-
         try:
             raw = await self.client.workflow_service.describe_workflow_execution(
                 DescribeWorkflowExecutionRequest(
@@ -680,10 +365,6 @@ class GdClient:
 
     async def worker_ready(self) -> bool:
         """True when some worker polls the task queue (a start would be executed)."""
-        from temporalio.api.enums.v1 import TaskQueueType
-        from temporalio.api.taskqueue.v1 import TaskQueue
-        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
         try:
             resp = await self.client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(
@@ -768,7 +449,7 @@ class GdClient:
     ) -> AccessStatus:
         """RT: NS and Protocolo registered in APR Web, with the technical documents."""
         return await self._access(
-            request, "register_apr", RegisterAprArgs, actor,
+            request, Updates.REGISTER_APR, RegisterAprArgs, actor,
             service_note=service_note, protocol=protocol, documents=self._docs(documents),
         )  # fmt: skip
 
@@ -782,21 +463,21 @@ class GdClient:
     ) -> AccessStatus:
         """Analyst: parecer de acesso issued (a PDF of kind ``parecer``)."""
         return await self._access(
-            request, "approve", ApproveArgs, actor,
+            request, Updates.APPROVE, ApproveArgs, actor,
             parecer=_as_dict(parecer), requires_works=requires_works, notes=notes,
         )  # fmt: skip
 
     async def suspend(self, request: str, actor: ActorLike, pendencies: Sequence[ReasonLike]) -> AccessStatus:
         """Analyst: pendências listed (catalogue codes); the requester has 30 days."""
-        return await self._access(request, "suspend", SuspendArgs, actor, pendencies=self._reasons(pendencies))
+        return await self._access(request, Updates.SUSPEND, SuspendArgs, actor, pendencies=self._reasons(pendencies))
 
     async def reprove(self, request: str, actor: ActorLike, reasons: Sequence[ReasonLike]) -> AccessStatus:
-        return await self._access(request, "reprove", ReproveArgs, actor, reasons=self._reasons(reasons))
+        return await self._access(request, Updates.REPROVE, ReproveArgs, actor, reasons=self._reasons(reasons))
 
     async def attach_corrections(self, request: str, actor: ActorLike, documents: Sequence[DocLike]) -> AccessStatus:
         """RT: corrected documents attached in APR Web after a suspension or reproval."""
         return await self._access(
-            request, "attach_corrections", AttachCorrectionsArgs, actor, documents=self._docs(documents)
+            request, Updates.ATTACH_CORRECTIONS, AttachCorrectionsArgs, actor, documents=self._docs(documents)
         )
 
     async def request_reanalysis(
@@ -809,31 +490,31 @@ class GdClient:
     ) -> AccessStatus:
         """Requester: a new NS linked to the reproved one, and a new analysis cycle."""
         return await self._access(
-            request, "request_reanalysis", RequestReanalysisArgs, actor,
+            request, Updates.REQUEST_REANALYSIS, RequestReanalysisArgs, actor,
             reproved_service_note=reproved_service_note, motive=motive,
             documents=self._docs(documents),
         )  # fmt: skip
 
     async def declare_works(self, request: str, actor: ActorLike, reason: str) -> AccessStatus:
-        return await self._access(request, "declare_works", DeclareWorksArgs, actor, reason=reason)
+        return await self._access(request, Updates.DECLARE_WORKS, DeclareWorksArgs, actor, reason=reason)
 
     async def pause_clock(self, request: str, actor: ActorLike, reason: str) -> AccessStatus:
-        return await self._access(request, "pause_clock", PauseClockArgs, actor, reason=reason)
+        return await self._access(request, Updates.PAUSE_CLOCK, PauseClockArgs, actor, reason=reason)
 
     async def resume_clock(self, request: str, actor: ActorLike) -> AccessStatus:
-        return await self._access(request, "resume_clock", ActorArgs, actor)
+        return await self._access(request, Updates.RESUME_CLOCK, ActorArgs, actor)
 
     async def answer_inquiry(
         self, request: str, actor: ActorLike, answer: str, documents: Sequence[DocLike] = ()
     ) -> AccessStatus:
         return await self._access(
-            request, "answer_inquiry", AnswerInquiryArgs, actor, answer=answer,
+            request, Updates.ANSWER_INQUIRY, AnswerInquiryArgs, actor, answer=answer,
             documents=self._docs(documents),
         )  # fmt: skip
 
     async def request_inspection(self, request: str, actor: ActorLike, documents: Sequence[DocLike] = ()) -> AccessStatus:
         return await self._access(
-            request, "request_inspection", RequestInspectionArgs, actor, documents=self._docs(documents)
+            request, Updates.REQUEST_INSPECTION, RequestInspectionArgs, actor, documents=self._docs(documents)
         )
 
     async def record_inspection(
@@ -845,35 +526,35 @@ class GdClient:
         report: DocLike | None = None,
     ) -> AccessStatus:
         return await self._access(
-            request, "record_inspection", RecordInspectionArgs, actor, result=result,
+            request, Updates.RECORD_INSPECTION, RecordInspectionArgs, actor, result=result,
             findings=list(findings), report=_as_dict(report) if report is not None else None,
         )  # fmt: skip
 
     async def withdraw(self, request: str, actor: ActorLike, reason: str) -> AccessStatus:
-        return await self._access(request, "withdraw", WithdrawArgs, actor, reason=reason)
+        return await self._access(request, Updates.WITHDRAW, WithdrawArgs, actor, reason=reason)
 
     # updates: TechnicianRegistration and BeneficiaryRegistration ----------------------
 
     async def approve_technician(self, technician: str, actor: ActorLike) -> TechnicianStatus:
         return await self._update(
-            technician_workflow_id(technician), "approve", TechnicianApproveArgs,
+            technician_workflow_id(technician), Updates.APPROVE, TechnicianApproveArgs,
             TechnicianStatus, actor,
         )  # fmt: skip
 
     async def reject_technician(self, technician: str, actor: ActorLike, reasons: Sequence[ReasonLike]) -> TechnicianStatus:
         return await self._update(
-            technician_workflow_id(technician), "reject", TechnicianRejectArgs,
+            technician_workflow_id(technician), Updates.REJECT, TechnicianRejectArgs,
             TechnicianStatus, actor, reasons=self._reasons(reasons),
         )  # fmt: skip
 
     async def confirm_beneficiaries(self, request: str, actor: ActorLike) -> BeneficiaryStatus:
         return await self._update(
-            beneficiaries_workflow_id(request), "confirm", ConfirmArgs, BeneficiaryStatus, actor
+            beneficiaries_workflow_id(request), Updates.CONFIRM, ConfirmArgs, BeneficiaryStatus, actor
         )
 
     async def reject_beneficiaries(self, request: str, actor: ActorLike, reasons: Sequence[ReasonLike]) -> BeneficiaryStatus:
         return await self._update(
-            beneficiaries_workflow_id(request), "reject", RejectArgs, BeneficiaryStatus,
+            beneficiaries_workflow_id(request), Updates.REJECT, RejectArgs, BeneficiaryStatus,
             actor, reasons=self._reasons(reasons),
         )  # fmt: skip
 
@@ -898,15 +579,16 @@ class GdClient:
         **fields: Any,
     ) -> S:
         """Check the arguments here (every problem at once), then run the update; the
-        workflow's validator has the last word and its refusal becomes ``GdRefused``."""
+        workflow's validator has the last word and its refusal becomes ``GdRefused``.
+
+        The answer is the ``status`` query read once the update completed, not the update's
+        own return value (a workflow may answer an update with a short acknowledgement):
+        the handler changed the state before completing, so the query sees it."""
         args = {"actor": _dump(parse_actor(actor)), **{k: v for k, v in fields.items() if v is not None}}
         parsed = _parse(model, args, name)
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            return await asyncio.wait_for(
-                handle.execute_update(name, _dump(parsed), result_type=result_type),
-                UPDATE_TIMEOUT_S,
-            )
+            await asyncio.wait_for(handle.execute_update(name, _dump(parsed)), UPDATE_TIMEOUT_S)
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError):
@@ -919,6 +601,7 @@ class GdClient:
             ) from error
         except RPCError as error:
             raise await self._closed_or(error, workflow_id) from error
+        return await self._query(workflow_id, result_type)
 
     async def _closed_or(self, error: RPCError, workflow_id: str) -> Exception:
         """An update on a finished process: say which status it ended in."""

@@ -26,19 +26,20 @@ from temporalio.api.enums.v1 import EventType
 
 from audit.export import Export
 from audit.windows import DeadlineTracker, StepDeadline, rule_label
+from models.names import SYSTEM_ACTOR_ID, Activities, Workflows
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "audit"
 
 PROCESS_OF_TYPE = {
-    "AccessRequest": "access",
-    "TechnicianRegistration": "technician",
-    "BeneficiaryRegistration": "beneficiaries",
+    Workflows.ACCESS_REQUEST: "access",
+    Workflows.TECHNICIAN_REGISTRATION: "technician",
+    Workflows.BENEFICIARY_REGISTRATION: "beneficiaries",
 }
 TYPE_LABELS = {
-    "AccessRequest": "Solicitação/consulta de acesso",
-    "TechnicianRegistration": "Cadastro de Responsável Técnico",
-    "BeneficiaryRegistration": "Cadastramento de UC recebedora",
+    Workflows.ACCESS_REQUEST: "Solicitação/consulta de acesso",
+    Workflows.TECHNICIAN_REGISTRATION: "Cadastro de Responsável Técnico",
+    Workflows.BENEFICIARY_REGISTRATION: "Cadastramento de UC recebedora",
 }
 ACTION_LABELS = {
     "refused": "Recusado na triagem",
@@ -319,7 +320,7 @@ async def build(export: Export, *, full_recipients: bool = False) -> Timeline:
                 attrs = event.activity_task_scheduled_event_attributes
                 name = attrs.activity_type.name
                 payloads = attrs.input.payloads
-                if name == "record_transition":
+                if name == Activities.RECORD_TRANSITION:
                     t: Transition = await decode(payloads, Transition)
                     deadline = tracker.feed(t.at, t.action, t.status, t.data)
                     label = (ACCESS_ACTION_LABELS if process == "access" else {}).get(t.action) or ACTION_LABELS.get(
@@ -331,7 +332,7 @@ async def build(export: Export, *, full_recipients: bool = False) -> Timeline:
                             action=t.action,
                             label=label,
                             status=t.status,
-                            actor_id=t.actor.id if t.actor else "gd-orchestrator",
+                            actor_id=t.actor.id if t.actor else SYSTEM_ACTOR_ID,
                             actor_role=t.actor.role if t.actor else "system",
                             deadline=deadline,
                             reasons=[(r.code, r.text) for r in t.reasons],
@@ -341,10 +342,10 @@ async def build(export: Export, *, full_recipients: bool = False) -> Timeline:
                         )
                     )
                     service_note = t.data.get("service_note") or service_note
-                elif name == "send_email":
+                elif name == Activities.SEND_EMAIL:
                     request: EmailRequest = await decode(payloads, EmailRequest)
                     scheduled[event.event_id] = (name, request, _event_time(event))
-                elif name == "send_technician_credentials":
+                elif name == Activities.SEND_TECHNICIAN_CREDENTIALS:
                     request = await decode(payloads, CredentialsRequest)
                     scheduled[event.event_id] = (name, request, _event_time(event))
             elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
@@ -353,7 +354,7 @@ async def build(export: Export, *, full_recipients: bool = False) -> Timeline:
                 if found is None:
                     continue
                 name, request, at = found
-                if name == "send_email":
+                if name == Activities.SEND_EMAIL:
                     result: EmailResult = await decode(attrs.result.payloads, EmailResult)
                     emails.append(_email(request, at, EMAIL_STATUS.get(result.status, result.status),
                                          result.detail, full_recipients))
@@ -372,7 +373,7 @@ async def build(export: Export, *, full_recipients: bool = False) -> Timeline:
                     else event.activity_task_timed_out_event_attributes
                 )
                 found = scheduled.get(attrs.scheduled_event_id)
-                if found is not None and found[0] == "send_email":
+                if found is not None and found[0] == Activities.SEND_EMAIL:
                     scheduled.pop(attrs.scheduled_event_id)
                     emails.append(_email(found[1], found[2], "falhou", attrs.failure.message or None, full_recipients))
             elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
@@ -388,7 +389,7 @@ async def build(export: Export, *, full_recipients: bool = False) -> Timeline:
                 final_status = (result or {}).get("status")
                 steps.append(_system_step(event, "completed", run.run_id, [], status=final_status))
         for name, request, at in scheduled.values():
-            if name == "send_email":  # still running when exported
+            if name == Activities.SEND_EMAIL:  # still running when exported
                 emails.append(_email(request, at, "pendente", None, full_recipients))
 
     return Timeline(
@@ -419,7 +420,7 @@ def _system_step(event, action: str, run_id: str, details: list[str], status: st
         action=action,
         label=ACTION_LABELS[action],
         status=status,
-        actor_id="gd-orchestrator",
+        actor_id=SYSTEM_ACTOR_ID,
         actor_role="system",
         details=details,
         run_id=run_id,

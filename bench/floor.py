@@ -30,8 +30,12 @@ from typing import Any, Sequence
 from temporalio import activity, workflow
 from temporalio.common import RawValue, SearchAttributeKey
 
+from models.names import Activities, Queries
+
 # The real workflow's side effects: queued by a handler, run by the main loop afterwards.
-EFFECT_ACTIVITIES = ("record_transition", "send_email", "send_technician_credentials", "start_child")
+EFFECT_ACTIVITIES = (
+    Activities.RECORD_TRANSITION, Activities.SEND_EMAIL, Activities.SEND_TECHNICIAN_CREDENTIALS, "start_child",
+)
 FLOOR_WORKFLOW = "BenchFloor"
 STATUS_KEY = SearchAttributeKey.for_keyword("GdStatus")
 OPTIONS: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30))
@@ -121,7 +125,7 @@ class FloorWorkflow:
         if not self.ready or self.done or name not in self.plan.get("updates", {}):
             raise ValueError(f"{name}: not expected now")
 
-    @workflow.query(name="status")
+    @workflow.query(name=Queries.STATUS)
     def status(self) -> dict[str, Any]:
         return {"status": "READY" if self.ready else "RECEIVED", "pending_effects": len(self.pending)}
 

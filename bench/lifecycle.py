@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from models.names import Queries, Updates, Workflows
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OPTIONS_ENV = "GD_BENCH_WORKER_OPTIONS"
 LOG_LEVEL_ENV = "GD_BENCH_WORKER_LOG_LEVEL"
@@ -157,7 +159,7 @@ def request_payload(request_id: str, docs: dict[str, dict]) -> dict[str, Any]:
 def lifecycle_steps(suspension: bool, docs: dict[str, dict]) -> list[tuple[str, Callable[[dict], dict]]]:
     """The updates of one lifecycle, each with its arguments built from the last status."""
     steps: list[tuple[str, Callable[[dict], dict]]] = [
-        ("register_apr", lambda st: {
+        (Updates.REGISTER_APR, lambda st: {
             "actor": TECH,
             "service_note": st.get("service_note") or "7000000000",
             "protocol": st.get("protocol") or "2026000000",
@@ -166,18 +168,18 @@ def lifecycle_steps(suspension: bool, docs: dict[str, dict]) -> list[tuple[str, 
     ]
     if suspension:
         steps += [
-            ("suspend", lambda st: {"actor": ANALYST, "pendencies": [{"code": "DOC-ART-AUSENTE"}]}),
-            ("attach_corrections", lambda st: {"actor": TECH, "documents": [docs["correction"]]}),
-            ("request_reanalysis", lambda st: {
+            (Updates.SUSPEND, lambda st: {"actor": ANALYST, "pendencies": [{"code": "DOC-ART-AUSENTE"}]}),
+            (Updates.ATTACH_CORRECTIONS, lambda st: {"actor": TECH, "documents": [docs["correction"]]}),
+            (Updates.REQUEST_REANALYSIS, lambda st: {
                 "actor": TECH,
                 "reproved_service_note": st.get("service_note") or "7000000000",
                 "motive": "Reanálise do projeto/processo elétrico",
             }),
         ]
     steps += [
-        ("approve", lambda st: {"actor": ANALYST, "parecer": docs["parecer"], "notes": "Parecer favorável."}),
-        ("request_inspection", lambda st: {"actor": CUSTOMER}),
-        ("record_inspection", lambda st: {"actor": INSPECTOR, "result": "approved", "findings": []}),
+        (Updates.APPROVE, lambda st: {"actor": ANALYST, "parecer": docs["parecer"], "notes": "Parecer favorável."}),
+        (Updates.REQUEST_INSPECTION, lambda st: {"actor": CUSTOMER}),
+        (Updates.RECORD_INSPECTION, lambda st: {"actor": INSPECTOR, "result": "approved", "findings": []}),
     ]
     return steps
 
@@ -358,7 +360,7 @@ async def wait_status(handle, predicate: Callable[[dict], bool], timeout: float 
     deadline = time.monotonic() + timeout
     pauses = poll_pauses()
     while True:
-        st = await handle.query("status")
+        st = await handle.query(Queries.STATUS)
         if predicate(st):
             return st
         if time.monotonic() > deadline:
@@ -370,7 +372,7 @@ async def quiet(handle) -> dict:
     """Until the workflow ran its queued effects and its history stopped growing."""
     length = -1
     while True:
-        st = await handle.query("status")
+        st = await handle.query(Queries.STATUS)
         now = len((await handle.fetch_history()).events)
         if st.get("status") != "RECEIVED" and not st.get("pending_effects") and now == length:
             return st
@@ -398,7 +400,9 @@ async def drive(
             if settle:
                 st = await quiet(handle)
             sent = time.perf_counter()
-            st = await handle.execute_update(name, build(st))
+            # The arguments come from the last status read (intake's, or quiet()'s): an
+            # update's own return value is only an acknowledgement.
+            await handle.execute_update(name, build(st))
             record.updates.append((name, time.perf_counter() - sent))
         result = await handle.result()
         if result.get("status") != expected:
@@ -634,12 +638,12 @@ class Bench:
         try:
             await started.ready()
             handle = await self.client.start_workflow(
-                "TechnicianRegistration", TECHNICIAN_INPUT,
+                Workflows.TECHNICIAN_REGISTRATION, TECHNICIAN_INPUT,
                 id=technician_id(TECHNICIAN["council"], TECHNICIAN["uf"], TECHNICIAN["registration"]),
                 task_queue=self.settings.task_queue,
             )
             await wait_status(handle, lambda s: s.get("next_actor") == "analyst")
-            await handle.execute_update("approve", {"actor": ANALYST})
+            await handle.execute_update(Updates.APPROVE, {"actor": ANALYST})
             result = await handle.result()
             if result.get("status") != "APPROVED":
                 raise RuntimeError(f"technician ended as {result.get('status')}")
@@ -647,7 +651,7 @@ class Bench:
             for suspension in (False, True):
                 request_id = f"bench-{self.tag}-shape-{int(suspension)}"
                 record = await drive(
-                    self.client, kind="AccessRequest", workflow_id=access_request_id(request_id),
+                    self.client, kind=Workflows.ACCESS_REQUEST, workflow_id=access_request_id(request_id),
                     task_queue=self.settings.task_queue, start_arg=request_payload(request_id, self.docs),
                     suspension=suspension, docs=self.docs, settle=True, expected="CONNECTED",
                 )
@@ -687,7 +691,7 @@ class Bench:
                     )
                 request_id = f"bench-{self.tag}-{name}-{round_}-{prefix}-{i:05d}"
                 return await drive(
-                    self.client, kind="AccessRequest", workflow_id=access_request_id(request_id),
+                    self.client, kind=Workflows.ACCESS_REQUEST, workflow_id=access_request_id(request_id),
                     task_queue=task_queue, start_arg=request_payload(request_id, self.docs),
                     suspension=suspension, docs=self.docs, expected="CONNECTED",
                 )

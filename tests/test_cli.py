@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 import starter_cli
-from cli_format import access_panel, summary_table, time_left
+from cli import common as cli_common
+from cli.formatting import access_panel, summary_table, time_left
 from domain.calendar import TZ
 from gd_client import Documents, GdClient, GdRefused, GdUnavailable, RequestSummary
 from models.access import AccessStatus
@@ -101,7 +102,7 @@ def fake(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> FakeGd:
     async def connect(_settings: GdSettings) -> FakeGd:
         return gd
 
-    monkeypatch.setattr(starter_cli, "connect_client", connect)
+    monkeypatch.setattr(cli_common, "connect_client", connect)
     return gd
 
 
@@ -327,7 +328,7 @@ def test_local_validation_refuses_before_any_server_call(cli_env, monkeypatch):
     async def connect(settings: GdSettings) -> GdClient:
         return GdClient(NoServer(), settings)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(starter_cli, "connect_client", connect)
+    monkeypatch.setattr(cli_common, "connect_client", connect)
     result = gd(["inquiry", "new", "--name", "Maria", "--email", "maria@", "--power", "-3"], cli_env)
     assert result.exit_code == 2
     line = one_line(result.stderr)

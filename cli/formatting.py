@@ -2,6 +2,10 @@
 distributor's time zone, "time left" counted in business days, and rich panels/tables.
 
 Pure functions of the status models (no Temporal, no I/O), so they are tested alone.
+
+Text that callers typed (reasons, notes, file names, findings, ids) is never read as rich
+markup: every cell and title goes in as a ``rich.text.Text`` (``plain``), so a
+``[bold red]`` or ``[link=…]`` in a reason prints as typed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.calendar import TZ, BusinessCalendar, default_calendar, local_date
+from models.access import AccessStatus
+from models.technician import TechnicianStatus
 
 STATUS_LABELS = {
     "RECEIVED": "recebida (em triagem)",
@@ -225,12 +231,25 @@ def to_json(value: Any) -> str:
 # --- panels -------------------------------------------------------------------------------
 
 
-def _facts(rows: Sequence[tuple[str, Any]]) -> Table:
+def plain(value: Any) -> Text:
+    """A cell or title shown as it is: never parsed as rich markup."""
+    return value if isinstance(value, Text) else Text(str(value))
+
+
+def add_plain_row(table: Table, *cells: Any) -> None:
+    table.add_row(*(plain(cell) for cell in cells))
+
+
+def titled(title: str) -> Text:
+    return Text(title, style="bold")
+
+
+def facts(rows: Sequence[tuple[str, Any]]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column()
     for name, value in rows:
-        grid.add_row(name, value if isinstance(value, Text) else Text(str(value)))
+        add_plain_row(grid, name, value)
     return grid
 
 
@@ -247,7 +266,7 @@ def _decisions_table(decisions: Sequence[Any], with_ns: bool = True) -> Table:
         row = [fmt_dt(d.at), actor_text(d.actor), label(ACTION_LABELS, d.action), detail or "—"]
         if with_ns:
             row.append(getattr(d, "service_note", None) or "—")
-        table.add_row(*row)
+        add_plain_row(table, *row)
     return table
 
 
@@ -258,7 +277,7 @@ def _documents_table(documents: Sequence[Any]) -> Table:
     table.add_column("sha256", no_wrap=True)
     table.add_column("tamanho", justify="right")
     for d in documents:
-        table.add_row(d.kind, d.filename, d.sha256[:12], f"{d.size:,}".replace(",", "."))
+        add_plain_row(table, d.kind, d.filename, d.sha256[:12], f"{d.size:,}".replace(",", "."))
     return table
 
 
@@ -269,7 +288,7 @@ def _breaches_table(breaches: Sequence[Any]) -> Table:
     table.add_column("prazo")
     table.add_column("registrado em")
     for b in breaches:
-        table.add_row(label(RULE_LABELS, b.step), fmt_dt(b.due_at), fmt_dt(b.breached_at))
+        add_plain_row(table, label(RULE_LABELS, b.step), fmt_dt(b.due_at), fmt_dt(b.breached_at))
     return table
 
 
@@ -278,7 +297,7 @@ def _problems_table(problems: Sequence[Any]) -> Table:
     table.add_column("campo")
     table.add_column("regra")
     for p in problems:
-        table.add_row(p.field or "—", p.message)
+        add_plain_row(table, p.field or "—", p.message)
     return table
 
 
@@ -287,21 +306,21 @@ def access_panel(st: Any, workflow_id: str, now: datetime | None = None) -> Pane
     kind = label(KIND_LABELS, st.kind)
     title = f"{kind.capitalize()} {st.request_id or workflow_id}"
     if st.status == "REFUSED":  # nothing else happened: the reasons are the whole story
-        refused = Group(_facts([("Situação", status_text(st.status))]), _problems_table(st.refusal_reasons))
-        return Panel(refused, title=f"[bold]{title}[/]", subtitle=workflow_id, expand=False)
-    facts: list[tuple[str, Any]] = [
+        refused = Group(facts([("Situação", status_text(st.status))]), _problems_table(st.refusal_reasons))
+        return Panel(refused, title=titled(title), subtitle=plain(workflow_id), expand=False)
+    shown: list[tuple[str, Any]] = [
         ("Situação", status_text(st.status)),
         ("Próximo a agir", label(ACTOR_LABELS, st.next_actor, "ninguém (encerrada)")),
     ]
     if st.due_at is not None:
-        facts.append(
+        shown.append(
             ("Prazo", f"{label(RULE_LABELS, st.due_rule)}: {deadline_text(st.due_at, st.clock_paused, now)}")
         )
     cls = st.generation_class or "—"
-    facts.append(("Tipo", f"{kind} · {'microgeração' if cls == 'micro' else 'minigeração' if cls == 'mini' else cls}"
+    shown.append(("Tipo", f"{kind} · {'microgeração' if cls == 'micro' else 'minigeração' if cls == 'mini' else cls}"
                   f" · política {st.policy}"))  # fmt: skip
     if st.kind == "request":
-        facts += [
+        shown += [
             ("NS", st.service_note or "—"),
             ("Protocolo", st.protocol or "—"),
             ("Histórico de NS", " → ".join(st.service_notes) or "—"),
@@ -309,17 +328,17 @@ def access_panel(st: Any, workflow_id: str, now: datetime | None = None) -> Pane
             ("Ciclo de análise", str(st.cycle) + (" (com obras)" if st.works_declared else "")),
         ]
     if st.inspection_findings:
-        facts.append(("Constatações da vistoria", "; ".join(st.inspection_findings)))
+        shown.append(("Constatações da vistoria", "; ".join(st.inspection_findings)))
     if st.beneficiaries_workflow_id:
-        facts.append(("UCs recebedoras", st.beneficiaries_workflow_id))
+        shown.append(("UCs recebedoras", st.beneficiaries_workflow_id))
     sla = Text("nenhuma", style="green") if not st.sla_breaches else Text(
         f"{len(st.sla_breaches)} prazo(s) descumprido(s)", style="bold red"
     )
-    facts.append(("Violações de SLA", sla))
+    shown.append(("Violações de SLA", sla))
     if st.pending_effects:
-        facts.append(("Efeitos pendentes", f"{st.pending_effects} (registro/e-mails na fila)"))
-    facts.append(("Criada / atualizada", f"{fmt_dt(st.created_at)} / {fmt_dt(st.updated_at)}"))
-    parts: list[RenderableType] = [_facts(facts)]
+        shown.append(("Efeitos pendentes", f"{st.pending_effects} (registro/e-mails na fila)"))
+    shown.append(("Criada / atualizada", f"{fmt_dt(st.created_at)} / {fmt_dt(st.updated_at)}"))
+    parts: list[RenderableType] = [facts(shown)]
     if st.refusal_reasons:
         parts.append(_problems_table(st.refusal_reasons))
     if st.sla_breaches:
@@ -328,59 +347,56 @@ def access_panel(st: Any, workflow_id: str, now: datetime | None = None) -> Pane
         parts.append(_decisions_table(st.decisions))
     if st.documents:
         parts.append(_documents_table(st.documents))
-    return Panel(Group(*parts), title=f"[bold]{title}[/]", subtitle=workflow_id, expand=False)
+    return Panel(Group(*parts), title=titled(title), subtitle=plain(workflow_id), expand=False)
 
 
 def technician_panel(st: Any, workflow_id: str, now: datetime | None = None) -> Panel:
-    facts: list[tuple[str, Any]] = [
+    shown: list[tuple[str, Any]] = [
         ("Situação", status_text(st.status, "technician")),
         ("Próximo a agir", label(ACTOR_LABELS, st.next_actor, "ninguém (encerrado)")),
     ]
     if st.due_at is not None:
-        facts.append(("Prazo", f"{label(RULE_LABELS, 'technician_review')}: {deadline_text(st.due_at, now=now)}"))
+        shown.append(("Prazo", f"{label(RULE_LABELS, 'technician_review')}: {deadline_text(st.due_at, now=now)}"))
     sent = [n for n in st.notifications if n.status in ("sent", "duplicate")]
-    facts.append(("E-mails enviados", str(len(sent))))
-    facts.append(("Violações de SLA", str(len(st.sla_breaches)) if st.sla_breaches else "nenhuma"))
-    parts: list[RenderableType] = [_facts(facts)]
+    shown.append(("E-mails enviados", str(len(sent))))
+    shown.append(("Violações de SLA", str(len(st.sla_breaches)) if st.sla_breaches else "nenhuma"))
+    parts: list[RenderableType] = [facts(shown)]
     if st.refusal_reasons:
         parts.append(_problems_table(st.refusal_reasons))
     if st.sla_breaches:
         parts.append(_breaches_table(st.sla_breaches))
     if st.decisions:
         parts.append(_decisions_table(st.decisions, with_ns=False))
-    return Panel(Group(*parts), title=f"[bold]Responsável técnico {st.technician}[/]",
-                 subtitle=workflow_id, expand=False)  # fmt: skip
+    return Panel(Group(*parts), title=titled(f"Responsável técnico {st.technician}"),
+                 subtitle=plain(workflow_id), expand=False)  # fmt: skip
 
 
 def beneficiaries_panel(st: Any, workflow_id: str, now: datetime | None = None) -> Panel:
-    facts: list[tuple[str, Any]] = [
+    shown: list[tuple[str, Any]] = [
         ("Situação", status_text(st.status, "beneficiaries")),
         ("Próximo a agir", label(ACTOR_LABELS, st.next_actor, "ninguém (encerrado)")),
         ("UC geradora", st.generator_installation or "—"),
         ("Modalidade", st.modality or "—"),
     ]
     if st.effective_from is not None:
-        facts.append(("Vale a partir de", fmt_date(st.effective_from)))
-    parts: list[RenderableType] = [_facts(facts)]
+        shown.append(("Vale a partir de", fmt_date(st.effective_from)))
+    parts: list[RenderableType] = [facts(shown)]
     if st.allocation is not None:
-        units = Table(title=f"Rateio ({st.allocation.mode})", box=box.SIMPLE, title_justify="left")
+        units = Table(title=plain(f"Rateio ({st.allocation.mode})"), box=box.SIMPLE, title_justify="left")
         units.add_column("UC recebedora")
         units.add_column("percentual / prioridade", justify="right")
         for u in st.allocation.units:
-            units.add_row(u.installation_number, f"{u.percent} %" if u.percent is not None else str(u.priority))
+            add_plain_row(units, u.installation_number, f"{u.percent} %" if u.percent is not None else str(u.priority))
         parts.append(units)
     if st.refusal_reasons:
         parts.append(_problems_table(st.refusal_reasons))
     if st.decisions:
         parts.append(_decisions_table(st.decisions, with_ns=False))
-    return Panel(Group(*parts), title=f"[bold]UCs recebedoras de {st.request_id}[/]",
-                 subtitle=workflow_id, expand=False)  # fmt: skip
+    return Panel(Group(*parts), title=titled(f"UCs recebedoras de {st.request_id}"),
+                 subtitle=plain(workflow_id), expand=False)  # fmt: skip
 
 
 def status_panel(st: Any, workflow_id: str, now: datetime | None = None) -> Panel:
-    from models.access import AccessStatus
-    from models.technician import TechnicianStatus
-
     if isinstance(st, AccessStatus):
         return access_panel(st, workflow_id, now)
     if isinstance(st, TechnicianStatus):
@@ -415,7 +431,7 @@ def summary_table(
     for column, below in (("RT", 130), ("NS", 115), ("SLA", 100), ("tipo", 90), ("falta", 70)):
         if width < below and column in wanted:
             wanted.remove(column)
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(title=plain(title), box=box.SIMPLE_HEAD, title_justify="left")
     for column in wanted:
         table.add_column(column, overflow="fold", no_wrap=column != "id")
     for r in rows:
@@ -434,5 +450,5 @@ def summary_table(
             "próximo": label(ACTOR_SHORT, r.next_actor),
             "SLA": Text("violado", style="bold red") if r.sla_breached else Text("ok", style="green"),
         }
-        table.add_row(*(cells[c] for c in wanted))
+        add_plain_row(table, *(cells[c] for c in wanted))
     return table
