@@ -285,4 +285,8 @@ def sla_cmd(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
     elif html is None:
-        _print(*sla.rich_tables(result))
+        from rich.console import Console
+
+        console = Console()
+        for table in sla.rich_tables(result, width=console.width):
+            console.print(table)

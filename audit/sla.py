@@ -284,8 +284,35 @@ def render_html(report: SlaReport) -> str:
     return env.get_template("sla.html.j2").render(r=report, bars=chart_bars(report), chart_width=420)
 
 
-def rich_tables(report: SlaReport):
+# Below this terminal width the summary is one block per rule instead of a 10-column table
+# (at 80 columns that table wrapped every header into one-word lines).
+WIDE_MIN_WIDTH = 130
+# Header, justification of the wide summary table: short, never wrapped.
+SUMMARY_COLUMNS = (
+    ("regra", "left"), ("lado", "left"), ("concluídos", "right"), ("no prazo", "right"),
+    ("% no prazo", "right"), ("média (d)", "right"), ("p90 (d)", "right"), ("violações", "right"),
+    ("abertos", "right"), ("vencidos", "right"),
+)  # fmt: skip
+# The same figures in the narrow layout, where a label has a line of its own.
+NARROW_LABELS = (
+    "concluídos", "no prazo", "% no prazo", "duração média (dias)", "p90 (dias)", "violações",
+    "em aberto", "vencidos em aberto",
+)  # fmt: skip
+
+
+def _summary_values(r: RuleStats) -> list[str]:
+    return [
+        f"{r.label} ({r.rule})", r.side_label, str(r.count), str(r.on_time), fmt_pct(r.pct_on_time),
+        fmt_days(r.mean_days), fmt_days(r.p90_days), str(len(r.breaches)), str(r.open_windows),
+        str(r.open_overdue),
+    ]
+
+
+def rich_tables(report: SlaReport, width: int | None = None):
+    """The summary and the breaches for a terminal ``width`` columns wide (None: wide)."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     from audit.timeline import local
 
@@ -293,23 +320,48 @@ def rich_tables(report: SlaReport):
         f"Cumprimento de prazos — {report.first_day.strftime('%d/%m/%Y')} a "
         f"{report.last_day.strftime('%d/%m/%Y')} ({report.processes} processos)"
     )
-    summary = Table(title=title)
-    for column in ("regra", "responsável", "concluídos", "no prazo", "% no prazo", "média (dias)",
-                   "p90 (dias)", "violações", "em aberto", "vencidos em aberto"):
-        summary.add_column(column, justify="left" if column in ("regra", "responsável") else "right")
+    narrow = width is not None and width < WIDE_MIN_WIDTH
+    if not narrow:
+        summary = Table(title=title)
+        for column, justify in SUMMARY_COLUMNS:
+            summary.add_column(column, justify=justify, no_wrap=column != "regra", overflow="fold")
+        for r in report.rules:
+            summary.add_row(*(Text(v) for v in _summary_values(r)))
+        breaches = Table(title="Violações")
+        for column in ("regra", "processo", "vencimento", "concluído em", "atraso (d)"):
+            breaches.add_column(column, no_wrap=column != "processo", overflow="fold")
+        for r in report.rules:
+            for b in r.breaches:
+                breaches.add_row(*(Text(v) for v in (
+                    r.rule, b.workflow_id, local(b.due_at),
+                    local(b.closed_at) if b.closed_at else "em aberto", fmt_days(b.delay_days),
+                )))  # fmt: skip
+        return summary, breaches
+
+    # Narrow: one block per rule (name: value), then one block per breach.
+    blocks: list[Any] = [Text(title, style="bold")]
     for r in report.rules:
-        summary.add_row(
-            f"{r.label} ({r.rule})", r.side_label, str(r.count), str(r.on_time), fmt_pct(r.pct_on_time),
-            fmt_days(r.mean_days), fmt_days(r.p90_days), str(len(r.breaches)), str(r.open_windows),
-            str(r.open_overdue),
-        )
-    breaches = Table(title="Violações")
-    for column in ("regra", "processo", "vencimento", "concluído em", "atraso (dias)"):
-        breaches.add_column(column)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="cyan")
+        grid.add_column(overflow="fold")
+        values = _summary_values(r)
+        grid.add_row(Text(values[0], style="bold"), Text(values[1]))
+        for column, value in zip(NARROW_LABELS, values[2:]):
+            grid.add_row(Text(column), Text(value))
+        blocks += [Text(""), grid]
+    listed: list[Any] = [Text(""), Text("Violações", style="bold")]
     for r in report.rules:
         for b in r.breaches:
-            breaches.add_row(
-                r.rule, b.workflow_id, local(b.due_at),
-                local(b.closed_at) if b.closed_at else "em aberto", fmt_days(b.delay_days),
-            )
-    return summary, breaches
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(no_wrap=True, style="cyan")
+            grid.add_column(overflow="fold")
+            for column, value in (
+                ("processo", b.workflow_id), ("regra", r.rule), ("vencimento", local(b.due_at)),
+                ("concluído em", local(b.closed_at) if b.closed_at else "em aberto"),
+                ("atraso (d)", fmt_days(b.delay_days)),
+            ):  # fmt: skip
+                grid.add_row(Text(column), Text(value))
+            listed += [Text(""), grid]
+    if len(listed) == 2:
+        listed.append(Text("nenhuma"))
+    return Group(*blocks), Group(*listed)
