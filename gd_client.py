@@ -61,6 +61,7 @@ from models.access import (
     SuspendArgs,
     WithdrawArgs,
 )
+from models.acks import UpdateAck
 from models.beneficiaries import (
     BeneficiaryInput,
     BeneficiaryStatus,
@@ -78,6 +79,7 @@ from models.common import (
     Technician,
     parse_or_problems,
 )
+from models.names import Queries
 from models.settings import GdSettings, get_settings
 from models.technician import (
     TechnicianApproveArgs,
@@ -903,10 +905,12 @@ class GdClient:
         parsed = _parse(model, args, name)
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            return await asyncio.wait_for(
-                handle.execute_update(name, _dump(parsed), result_type=result_type),
+            # The update answers a small ack; the caller gets the status it led to.
+            await asyncio.wait_for(
+                handle.execute_update(name, _dump(parsed), result_type=UpdateAck),
                 UPDATE_TIMEOUT_S,
             )
+            return await handle.query(Queries.STATUS, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError):
