@@ -70,6 +70,7 @@ from models.access import (
     WithdrawArgs,
     input_digest,
 )
+from models.acks import UpdateAck
 from models.beneficiaries import (
     BeneficiaryInput,
     BeneficiaryStatus,
@@ -588,7 +589,11 @@ class GdClient:
         parsed = _parse(model, args, name)
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            await asyncio.wait_for(handle.execute_update(name, _dump(parsed)), UPDATE_TIMEOUT_S)
+            # The update answers a small ack; the caller gets the status it led to.
+            await asyncio.wait_for(
+                handle.execute_update(name, _dump(parsed), result_type=UpdateAck),
+                UPDATE_TIMEOUT_S,
+            )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError):

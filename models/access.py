@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from models.beneficiaries import Allocation
+from models.acks import Action
+from models.names import Updates
 from models.common import (
     Actor,
     ActorArgs,
@@ -245,6 +247,10 @@ class AccessStatus(Model):
     notifications: list[Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    # The updates the current status accepts and who may send them (domain/rules).
+    actions: list[Action] = []
+    # Bumped by every recorded step; equals the ``sequence`` of an update's ack.
+    sequence: int = 0
     # SHA-256 of the normalised input: lets a caller tell "the same request again" from
     # "this request_id was used for another body" (the id alone cannot).
     input_digest: str | None = None
@@ -252,3 +258,21 @@ class AccessStatus(Model):
     pending_effects: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+# Each AccessRequest update's arguments (the workflow's ``_check`` decodes them).
+UPDATE_ARGS: dict[str, type[ActorArgs]] = {
+    Updates.REGISTER_APR: RegisterAprArgs,
+    Updates.APPROVE: ApproveArgs,
+    Updates.SUSPEND: SuspendArgs,
+    Updates.REPROVE: ReproveArgs,
+    Updates.ATTACH_CORRECTIONS: AttachCorrectionsArgs,
+    Updates.REQUEST_REANALYSIS: RequestReanalysisArgs,
+    Updates.DECLARE_WORKS: DeclareWorksArgs,
+    Updates.PAUSE_CLOCK: PauseClockArgs,
+    Updates.RESUME_CLOCK: ActorArgs,
+    Updates.ANSWER_INQUIRY: AnswerInquiryArgs,
+    Updates.REQUEST_INSPECTION: RequestInspectionArgs,
+    Updates.RECORD_INSPECTION: RecordInspectionArgs,
+    Updates.WITHDRAW: WithdrawArgs,
+}

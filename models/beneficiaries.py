@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from models.acks import Action
 from models.common import (
     Actor,
     ActorArgs,
@@ -117,5 +118,9 @@ class BeneficiaryStatus(Model):
     notifications: list[Notification] = []
     decisions: list[BeneficiaryDecision] = []
     refusal_reasons: list[Problem] = []
+    # The updates the current status accepts and who may send them (domain/rules).
+    actions: list[Action] = []
+    # Bumped by every recorded step; equals the ``sequence`` of an update's ack.
+    sequence: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -193,9 +193,18 @@ ServiceNote = Annotated[str, Field(pattern=r"^\d{10}$")]
 Protocol = Annotated[str, Field(pattern=r"^\d{4}\d{6,10}$")]
 
 
+CouncilKey = Annotated[
+    str, Field(max_length=40, pattern=r"^(CREA|CAU)-[A-Z]{2}-[A-Z0-9]{3,15}$")
+]
+
+
 class Actor(Model):
     id: ActorId
     role: Role
+    # Who the actor is, for the party check (CONTRACT.md "Parties"): a technician's
+    # council key (e.g. CREA-MG-123456), a customer's CPF/CNPJ (normalised to digits).
+    council_key: CouncilKey | None = None
+    document: TaxId | None = None
 
 
 class DocumentRef(Model):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from models.acks import Action
 from models.common import (
     ActorArgs,
     Cpf,
@@ -60,5 +61,9 @@ class TechnicianStatus(Model):
     deadlines: list[DeadlineRecord] = []
     notifications: list[Notification] = []
     refusal_reasons: list[Problem] = []
+    # The updates the current status accepts and who may send them (domain/rules).
+    actions: list[Action] = []
+    # Bumped by every recorded step; equals the ``sequence`` of an update's ack.
+    sequence: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None

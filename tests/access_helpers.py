@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.deadlines import DeadlineActivities
 from models.access import AccessRequestInput, AccessStatus
+from models.acks import UpdateAck
 from models.activities import (
     EmailRequest,
     EmailResult,
@@ -38,8 +39,9 @@ OTHER_CPF = "111.444.777-35"
 CNPJ = "11.222.333/0001-81"
 TECHNICIAN = {"council": "CREA", "uf": "MG", "registration": "123456"}
 ANALYST = {"id": "ana.analista", "role": "analyst"}
-TECH = {"id": "rt.joao", "role": "technician"}
-CUSTOMER = {"id": "cliente.maria", "role": "customer"}
+# Parties of every request built here (CONTRACT.md "Parties"): its RT and its customer.
+TECH = {"id": "rt.joao", "role": "technician", "council_key": "CREA-MG-123456"}
+CUSTOMER = {"id": "cliente.maria", "role": "customer", "document": "52998224725"}
 INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
 APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
 
@@ -234,7 +236,11 @@ async def status(handle: WorkflowHandle) -> AccessStatus:
 
 
 async def update(handle: WorkflowHandle, name: str, args: dict) -> AccessStatus:
-    return await handle.execute_update(name, args, result_type=AccessStatus)
+    """Run the update (it answers an ack), then the status the caller goes on with."""
+    ack = await handle.execute_update(name, args, result_type=UpdateAck)
+    current = await status(handle)
+    assert (ack.update, ack.status, ack.sequence) == (name, current.status, current.sequence)
+    return current
 
 
 async def history_length(handle: WorkflowHandle) -> int:

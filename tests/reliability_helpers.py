@@ -13,6 +13,8 @@ restart can never apply it twice; queries and starts are retried on RPC errors.
 
 from __future__ import annotations
 
+from models.acks import UpdateAck
+
 import asyncio
 import os
 import random
@@ -53,8 +55,10 @@ from worker import data_converter
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ANALYST = {"id": "ana.analista", "role": "analyst"}
-TECH = {"id": "rt.joao", "role": "technician"}
-CUSTOMER = {"id": "cliente.maria", "role": "customer"}
+TECH = {"id": "rt.joao", "role": "technician", "council_key": "CREA-MG-123456"}
+TECH_ACTOR = TECH
+CUSTOMER = {"id": "cliente.maria", "role": "customer", "document": "52998224725"}
+CUSTOMER_ACTOR = CUSTOMER
 INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
 REANALYSIS_MOTIVE = "Reanálise do projeto/processo elétrico"
 RPC_TIMEOUT = timedelta(seconds=10)
@@ -538,9 +542,11 @@ class Driver:
 
         async def call() -> Any:
             handle = self.handle(workflow_id, result_type)
-            return await handle.execute_update(
-                name, args, id=update_id, result_type=result_type, rpc_timeout=timedelta(seconds=30)
+            await handle.execute_update(
+                name, args, id=update_id, result_type=UpdateAck, rpc_timeout=timedelta(seconds=30)
             )
+            # An update answers an ack; the caller goes on with the status.
+            return await handle.query("status", result_type=result_type, rpc_timeout=RPC_TIMEOUT)
 
         self.inflight_updates += 1
         try:
@@ -746,6 +752,9 @@ class Scenario:
         raw["technician"] = lc.technician
         raw["customer"] = {**raw["customer"], "document": lc.cpf, "email": lc.email,
                            "name": lc.name, "phone": lc.phone}
+        # This request's parties: its RT and its customer (CONTRACT.md "Parties").
+        TECH = {**TECH_ACTOR, "council_key": key}
+        CUSTOMER = {**CUSTOMER_ACTOR, "document": lc.cpf}
 
         async def up(name: str, args: dict, step: str | None = None) -> AccessStatus:
             await self._gate(step or name, lc)

@@ -66,7 +66,7 @@ async def approved_rt(client, real_worker, task_queue, smtp_sink):
             if st.status == "PENDING_REVIEW":
                 break
             await asyncio.sleep(0.05)
-        await handle.execute_update("approve", {"actor": ANALYST}, result_type=TechnicianStatus)
+        await handle.execute_update("approve", {"actor": ANALYST})
         await handle.result()
         smtp_sink.wait_for(4, timeout=20)
     smtp_sink.messages.clear()

@@ -274,7 +274,7 @@ def end_of(month: int, day: int) -> datetime:
 
 
 ANALYST = {"id": "ana.analista", "role": "analyst"}
-TECH = {"id": "rt.joao", "role": "technician"}
+TECH = {"id": "rt.joao", "role": "technician", "council_key": "CREA-MG-123456"}
 
 
 def step(workflow_id: str, n: int, action: str, status: str, at: datetime, rule=None, due=None, *,

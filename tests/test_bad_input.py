@@ -21,6 +21,8 @@ update must leave the parked request exactly as it was, which is what every case
 
 from __future__ import annotations
 
+from models.acks import UpdateAck
+
 import asyncio
 import json
 import os
@@ -52,8 +54,10 @@ from tests.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYST = {"id": "ana.analista", "role": "analyst"}
-TECH = {"id": "rt.joao", "role": "technician"}
-CUSTOMER = {"id": "cliente.maria", "role": "customer"}
+# The approved RT of the world below (registration 700000) and the customer of
+# request_input: the parties of every parked request.
+TECH = {"id": "rt.joao", "role": "technician", "council_key": "CREA-MG-700000"}
+CUSTOMER = {"id": "cliente.maria", "role": "customer", "document": "52998224725"}
 INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
 LONG = "x" * 10_000  # the 10 000-character string
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
@@ -111,7 +115,10 @@ async def _wait(predicate: Callable[[], bool], what: str, timeout: float = 20.0)
 
 
 async def _update(client: Client, workflow_id: str, name: str, args: Any, result_type=AccessStatus):
-    return await client.get_workflow_handle(workflow_id).execute_update(name, args, result_type=result_type)
+    """Run the update (it answers an ack), then return the status."""
+    handle = client.get_workflow_handle(workflow_id)
+    await handle.execute_update(name, args, result_type=UpdateAck)
+    return await handle.query("status", result_type=result_type)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -392,7 +399,7 @@ async def _refused_update(w: World, workflow_id: str, name: str, args: Any, resu
     before_history = await history_facts(handle, exact=w.exact)
     before = w.snapshot()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(name, args, result_type=result_type)
+        await handle.execute_update(name, args, result_type=UpdateAck)
     assert await history_facts(handle, exact=w.exact) == before_history, f"{name} refusal wrote history"
     assert w.snapshot() == before, f"{name} refusal changed the store"
     cause = caught.value.cause

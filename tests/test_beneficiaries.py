@@ -3,6 +3,8 @@ registered under the real names: every allocation rule, confirmation and rejecti
 
 from __future__ import annotations
 
+from models.acks import UpdateAck
+
 import asyncio
 import threading
 import uuid
@@ -169,7 +171,11 @@ async def status(handle: WorkflowHandle) -> BeneficiaryStatus:
 
 
 async def update(handle: WorkflowHandle, name: str, args: Any) -> BeneficiaryStatus:
-    return await handle.execute_update(name, args, result_type=BeneficiaryStatus)
+    """Run the update (it answers an ack), then the status the caller goes on with."""
+    ack = await handle.execute_update(name, args, result_type=UpdateAck)
+    current = await status(handle)
+    assert (ack.update, ack.status, ack.sequence) == (name, current.status, current.sequence)
+    return current
 
 
 async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> BeneficiaryStatus:

@@ -34,7 +34,7 @@ from tests.access_helpers import request_input
 
 ANALYST = "analyst:ana.analista"
 TECH = {"id": "rt.joao", "role": "technician"}
-CUSTOMER = Actor(id="cliente.maria", role="customer")
+CUSTOMER = Actor(id="cliente.maria", role="customer", document="52998224725")  # request_input's
 APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
 
 
@@ -233,6 +233,7 @@ async def test_request_journey_refusals_carry_the_validators_message(client, set
         key = await approved_technician(gd, f"{digits[:2]}.{digits[2:]}-d")
         assert key == f"CREA-MG-{digits}D"  # the id is built from the normalised registration
         assert await gd.exists(f"gd-technician-{key}")
+        TECH = {"id": "rt.joao", "role": "technician", "council_key": key}  # the request's RT
 
         commercial = gd.upload(pdf("rg"), "commercial_id", filename="rg.pdf")
         raw = request_input(technician={"council": "CREA", "uf": "MG", "registration": digits + "D"},

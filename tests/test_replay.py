@@ -57,7 +57,7 @@ class ApproveWithoutGuard(AccessRequestWorkflow):
     async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
         return await super().run(raw, carried)
 
-    async def _do_approve(self, parsed) -> None:
+    async def _approve(self, parsed) -> None:
         state = self._current()
         if parsed.requires_works and not state.works_declared:
             self._transition(
@@ -66,7 +66,7 @@ class ApproveWithoutGuard(AccessRequestWorkflow):
                 data={"reason": "obras exigidas no parecer de acesso", "source": "approve"},
             )
             state.works_declared = True
-        await super()._do_approve(parsed)
+        await super()._approve(parsed)
 
 
 @workflow.defn(name="AccessRequest")
@@ -77,7 +77,7 @@ class ApproveBeforeThePatch(AccessRequestWorkflow):
     async def run(self, raw: dict[str, Any], carried: AccessState | None = None):
         return await super().run(raw, carried)
 
-    async def _do_approve(self, parsed) -> None:
+    async def _approve(self, parsed) -> None:
         state = self._current()
         state.documents.append(parsed.parecer)
         if parsed.requires_works:

@@ -3,6 +3,8 @@ registered under the real names (the deadline activities are the real ones)."""
 
 from __future__ import annotations
 
+from models.acks import UpdateAck
+
 import asyncio
 import threading
 import uuid
@@ -169,7 +171,11 @@ async def status(handle: WorkflowHandle) -> TechnicianStatus:
 
 
 async def update(handle: WorkflowHandle, name: str, args: Any) -> TechnicianStatus:
-    return await handle.execute_update(name, args, result_type=TechnicianStatus)
+    """Run the update (it answers an ack), then the status the caller goes on with."""
+    ack = await handle.execute_update(name, args, result_type=UpdateAck)
+    current = await status(handle)
+    assert (ack.update, ack.status, ack.sequence) == (name, current.status, current.sequence)
+    return current
 
 
 async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> TechnicianStatus:

@@ -1,27 +1,32 @@
 """``AccessRequest``: a consulta or a solicitação de acesso, from intake to connection.
 
-Update handlers change the state under a lock and queue their side effects (store
-transition, e-mails, child workflow); the main loop drains that queue in order, and a
-second task watches the deadline of the current status. So an update answers as soon as
-its decision is recorded, and an e-mail outage delays e-mails, never decisions nor
-deadlines.
+Who may send which update in which status, and what each status's deadline does, is the
+table ``domain.rules.ACCESS``: every validator runs its one check, then the few rules of
+its own (the NS matches, the documents are complete). Update handlers change the state
+under a lock and queue their side effects (store transition, e-mails, child workflow);
+the main loop drains that queue in order, and a second task watches the deadline of the
+current status. So an update answers as soon as its decision is recorded (a small
+``UpdateAck``; the status is the ``status`` query), and an e-mail outage delays e-mails,
+never decisions nor deadlines.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain import rules
     from domain.policies import Deadline
+    from domain.rules import ACCESS
     from models.access import (
         REANALYSIS_MOTIVE,
         TERMINAL_STATUSES,
+        UPDATE_ARGS,
         AccessRequestInput,
-        input_digest,
         AccessStatus,
         AnswerInquiryArgs,
         ApproveArgs,
@@ -36,15 +41,8 @@ with workflow.unsafe.imports_passed_through():
         SuspendArgs,
         WithdrawArgs,
     )
-    from models.activities import (
-        EmailRequest,
-        IntakeCheck,
-        IntakeResult,
-        IssuedNumbers,
-        NumberRequest,
-        RequestRow,
-        Transition,
-    )
+    from models.acks import UpdateAck
+    from models.activities import IntakeCheck, IntakeResult, IssuedNumbers, NumberRequest
     from models.common import (
         Actor,
         ActorArgs,
@@ -53,40 +51,17 @@ with workflow.unsafe.imports_passed_through():
         DocumentRef,
         Reason,
         SlaBreach,
+        StatusRefused,
         parse_or_refuse,
     )
     from models.access_state import AccessState, ActiveDeadline, StartChild
     from models.ids import beneficiaries_id
+    from models.names import SYSTEM_ACTOR_ID, Activities, Queries, Updates, Workflows
 
+from workflows import access_view as view
 from workflows import common
-from workflows.common import refuse, require_reasons, require_role, require_status
+from workflows.common import refuse, require_reasons
 
-NEXT_ACTOR = {
-    "AWAITING_APR": "technician",
-    "LAPSED": "technician",
-    "UNDER_ANALYSIS": "analyst",
-    "SUSPENDED": "technician",
-    "REPROVED": "technician",
-    "APPROVED": "customer",
-    "INSPECTION_REQUESTED": "inspector",
-    "INSPECTION_REPROVED": "customer",
-    "AWAITING_ANSWER": "analyst",
-}
-# The deadline each waiting status runs under (rules of domain/policies).
-STATUS_RULE = {
-    "AWAITING_APR": "apr_window",
-    "UNDER_ANALYSIS": "parecer",
-    "SUSPENDED": "pendencies_answer",
-    "REPROVED": "pendencies_answer",
-    "LAPSED": "pendencies_answer",
-    "APPROVED": "inspection_request_window",
-    "INSPECTION_REPROVED": "inspection_request_window",
-    "INSPECTION_REQUESTED": "inspection",
-    "AWAITING_ANSWER": "inquiry_answer",
-}
-PAUSABLE = ("UNDER_ANALYSIS", "INSPECTION_REQUESTED", "AWAITING_ANSWER")
-DECIDERS = ("analyst", "supervisor")
-REQUESTERS = ("customer", "technician")
 REQUIRED_APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
 # Analysis cycles per run before continuing as new, so a long reanalysis loop keeps a
 # bounded history.
@@ -95,9 +70,14 @@ CYCLES_PER_RUN = 4
 APPROVE_RECORDS_WORKS = "approve-records-works-v1"
 # The deadline is watched by its own task, not between two side effects of the main loop.
 DEADLINE_WATCH = "deadline-watch-v1"
+# Validators check who the actor is: a party's role must be the request's RT/customer, and
+# the orchestrator's own id is refused. Asked at the start of each run (a validator may
+# not call workflow.patched: it runs read-only) and kept in ``self.identity_checks``, so
+# requests started before it keep the rules they started under. Handlers never check it
+# again (``_check(again=True)``): a replay runs no validator and cannot depend on it.
+PARTY_CHECK = "party-check-v1"
 
-
-@workflow.defn(name="AccessRequest")
+@workflow.defn(name=Workflows.ACCESS_REQUEST)
 class AccessRequestWorkflow:
     @workflow.init
     def __init__(self, raw: dict[str, Any], carried: AccessState | None = None) -> None:
@@ -109,6 +89,9 @@ class AccessRequestWorkflow:
         self.raw_request_id: str = ""
         self.raw_kind: str = "request"
         self.lock = asyncio.Lock()
+        # A validator that runs before ``run`` asks the patch checks identities too;
+        # ``run`` corrects it for a history written before PARTY_CHECK.
+        self.identity_checks = True
 
     # --- main loop ---------------------------------------------------------------------
 
@@ -118,6 +101,7 @@ class AccessRequestWorkflow:
         # activity, the marker can land in a later task than that result, and a replay
         # (a query after a worker restart) no longer finds it (docs/PATCHING.md).
         watching = workflow.patched(DEADLINE_WATCH)
+        self.identity_checks = workflow.patched(PARTY_CHECK)
         if carried is None:
             await self._intake(raw)
         if watching and self.state is not None:
@@ -125,21 +109,24 @@ class AccessRequestWorkflow:
         return await self._run_before_watch(raw)
 
     async def _run_before_watch(self, raw: dict[str, Any]) -> AccessStatus:
-        """The loop of histories written before DEADLINE_WATCH (and of a refused intake):
-        the timer ran between two side effects, so while one waited out an outage a
-        deadline fell due late."""
-        while True:
-            await self._drain()
-            if self.state is None or self.state.status in TERMINAL_STATUSES:
-                break
+        async def maybe_continue_as_new() -> None:
+            assert self.state is not None
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.state.pending:
                     self.state.cycles_this_run = 0
                     workflow.continue_as_new(args=[raw, self.state])
-            await self._wait_for_change_or_deadline()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain()
+
+        await common.run_before_watch(
+            lock=self.lock,
+            drain=self._drain,
+            queued=lambda: bool(self.state and self.state.pending),
+            finished=lambda: self.state is None or self.state.status in TERMINAL_STATUSES,
+            key=lambda: (self.state.seq, self.state.status) if self.state else None,
+            next_instant=self._next_timer,
+            act=self._on_timer,
+            between=maybe_continue_as_new,
+        )
         return self._snapshot()
 
     async def _run_watching(self, raw: dict[str, Any]) -> AccessStatus:
@@ -188,17 +175,6 @@ class AccessRequestWorkflow:
                 if note is not None:
                     self.state.notifications.append(note)
             self.state.pending.pop(0)
-
-    async def _wait_for_change_or_deadline(self) -> None:
-        state = self.state
-        assert state is not None
-        seen = (state.seq, state.status)
-        changed = lambda: bool(state.pending) or (state.seq, state.status) != seen  # noqa: E731
-        if not await common.wait_for_change_or(self._next_timer(), changed):
-            return
-        async with self.lock:
-            if (state.seq, state.status) == seen:
-                await self._on_timer()
 
     def _next_timer(self) -> datetime | None:
         deadline = self.state.deadline if self.state else None
@@ -253,7 +229,7 @@ class AccessRequestWorkflow:
             self.raw_request_id = str(raw.get("request_id", ""))[:64]
             self.raw_kind = raw.get("kind") if raw.get("kind") in ("inquiry", "request") else "request"
         result: IntakeResult = await workflow.execute_activity(
-            "validate_intake",
+            Activities.VALIDATE_INTAKE,
             IntakeCheck(process="access", workflow_id=info.workflow_id, raw=raw),
             result_type=IntakeResult,
             **common.STORE_OPTIONS,
@@ -264,23 +240,7 @@ class AccessRequestWorkflow:
             self.refused = True
             common.upsert_search_attributes(GdStatus="REFUSED", GdKind=self.raw_kind)
             await common.record(
-                Transition(
-                    workflow_id=info.workflow_id,
-                    event_key="0000-refused",
-                    process="access",
-                    action="refused",
-                    status="REFUSED",
-                    at=now,
-                    data={"problems": [p.model_dump() for p in result.problems]},
-                    request=RequestRow(
-                        workflow_id=info.workflow_id,
-                        request_id=self.raw_request_id or info.workflow_id,
-                        kind=self.raw_kind,
-                        status="REFUSED",
-                        created_at=now,
-                        updated_at=now,
-                    ),
-                )
+                view.refused_transition(self.raw_request_id, self.raw_kind, result.problems, now)
             )
             return
         inp = AccessRequestInput.model_validate(result.normalized)
@@ -297,7 +257,7 @@ class AccessRequestWorkflow:
             self._move("AWAITING_ANSWER", "received", email=("inquiry_received", [inp.customer.email]))
             return
         numbers: IssuedNumbers = await workflow.execute_activity(
-            "issue_numbers",
+            Activities.ISSUE_NUMBERS,
             NumberRequest(workflow_id=info.workflow_id, step="intake"),
             result_type=IssuedNumbers,
             **common.STORE_OPTIONS,
@@ -312,16 +272,10 @@ class AccessRequestWorkflow:
     # --- state helpers -----------------------------------------------------------------
 
     def _requesters(self) -> list[str]:
-        state = self.state
-        assert state is not None
-        recipients = [state.input.customer.email]
-        if state.input.technician is not None:
-            recipients.append(f"technician:{state.input.technician.key}")
-        return recipients
+        return view.requesters(self._current())
 
     async def _set_deadline(self, rule: str, start: datetime, reason: str | None = None) -> None:
-        state = self.state
-        assert state is not None
+        state = self._current()
         inp = state.input
         deadline: Deadline = await common.compute_deadline(
             state.policy,
@@ -349,17 +303,13 @@ class AccessRequestWorkflow:
         text: str | None = None,
         documents: list[DocumentRef] | None = None,
     ) -> None:
-        state = self.state
-        assert state is not None
+        state = self._current()
         state.decisions.append(
             Decision(
                 at=workflow.now(),
-                actor=actor or Actor(id="gd-orchestrator", role="system"),
-                action=action,
-                reasons=reasons or [],
-                text=text,
-                service_note=state.service_note,
-                documents=documents or [],
+                actor=common.on_record(actor) or Actor(id=SYSTEM_ACTOR_ID, role="system"),
+                action=action, reasons=reasons or [], text=text,
+                service_note=state.service_note, documents=documents or [],
             )
         )
 
@@ -376,72 +326,22 @@ class AccessRequestWorkflow:
         attachments: list[DocumentRef] | None = None,
     ) -> None:
         """Change status, drop a deadline that no longer applies, queue the effects."""
-        state = self.state
-        assert state is not None
+        state = self._current()
         state.status = status
-        if state.deadline is not None and STATUS_RULE.get(status) != state.deadline.rule:
+        if state.deadline is not None and ACCESS.deadline(status) != state.deadline.rule:
             state.deadline = None
         if email is not None:
             self._email(email[0], email[1], attachments=attachments, **(extra or {}))
         self._transition(action, actor=actor, reasons=reasons, documents=documents, data=extra)
 
     def _transition(self, action: str, *, actor=None, reasons=None, documents=None, data=None) -> None:
-        state = self.state
-        assert state is not None
+        state = self._current()
         state.seq += 1
         state.updated_at = workflow.now()
-        info = workflow.info()
-        deadline = state.deadline
-        technician = state.input.technician.key if state.input.technician else None
         state.pending.append(
-            Transition(
-                workflow_id=info.workflow_id,
-                event_key=f"{state.seq:04d}-{action}",
-                process="access",
-                action=action,
-                status=state.status,
-                at=state.updated_at,
-                actor=actor,
-                reasons=reasons or [],
-                documents=documents or [],
-                data={
-                    **(data or {}),
-                    "cycle": state.cycle,
-                    "due_at": common.iso(deadline.due_at if deadline else None),
-                    "rule": deadline.rule if deadline else None,
-                    "service_note": state.service_note,
-                },
-                request=RequestRow(
-                    workflow_id=info.workflow_id,
-                    request_id=state.input.request_id,
-                    kind=state.input.kind,
-                    status=state.status,
-                    generation_class=state.input.generation.generation_class,
-                    installation_number=state.input.installation_number,
-                    service_note=state.service_note,
-                    protocol=state.protocol,
-                    due_at=deadline.due_at if deadline else None,
-                    due_rule=deadline.rule if deadline else None,
-                    sla_breaches=len(state.sla_breaches),
-                    technician=technician,
-                    cycle=state.cycle,
-                    created_at=state.created_at,
-                    updated_at=state.updated_at,
-                ),
-            )
+            view.transition(state, action, actor=actor, reasons=reasons, documents=documents, data=data)
         )
-        common.upsert_changed(
-            state.search_attributes,
-            GdStatus=state.status,
-            GdKind=state.input.kind,
-            GdClass=state.input.generation.generation_class,
-            GdServiceNote=state.service_note,
-            GdProtocol=state.protocol,
-            GdTechnician=technician,
-            GdNextActor=NEXT_ACTOR.get(state.status),
-            GdDueAt=deadline.due_at if deadline and deadline.paused_at is None else None,
-            GdSlaBreached=bool(state.sla_breaches),
-        )
+        view.upsert_search_attributes(state)
 
     def _email(
         self,
@@ -452,95 +352,24 @@ class AccessRequestWorkflow:
         attachments: list[DocumentRef] | None = None,
         **extra: Any,
     ) -> None:
-        state = self.state
-        assert state is not None
-        step = step or template
-        state.pending.append(
-            EmailRequest(
-                key=f"{workflow.info().workflow_id}:{template}:{step}:{state.cycle}:{state.seq}",
-                template=template,
-                to=to,
-                context={**self._email_context(), "step": step, **extra},
-                attachments=attachments or [],
-            )
-        )
-
-    def _email_context(self) -> dict[str, Any]:
-        state = self.state
-        assert state is not None
-        inp = state.input
-        deadline = state.deadline
-        last = state.decisions[-1] if state.decisions else None
-        reasons = common.reasons_context(last.reasons if last else [])
-        return {
-            "request_id": inp.request_id,
-            "workflow_id": workflow.info().workflow_id,
-            "kind": inp.kind,
-            "status": state.status,
-            "customer_name": inp.customer.name,
-            "technician": inp.technician.key if inp.technician else None,
-            "generation_class": inp.generation.generation_class,
-            "installed_power_kw": inp.generation.installed_power_kw,
-            "service_note": state.service_note,
-            "protocol": state.protocol,
-            "service_notes": list(state.service_notes),
-            "previous_service_note": state.service_notes[-2] if len(state.service_notes) > 1 else None,
-            "cycle": state.cycle,
-            "rule": deadline.rule if deadline else None,
-            "due_at": common.iso(deadline.due_at if deadline else None),
-            "apr_due_at": common.iso(deadline.due_at) if deadline and deadline.rule == "apr_window" else None,
-            "reasons": reasons,
-            "pendencies": reasons,
-            "decision_text": last.text if last else None,
-            "findings": list(state.inspection_findings),
-            "works_declared": state.works_declared,
-        }
+        state = self._current()
+        state.pending.append(view.email(state, template, to, step or template, attachments or [], extra))
 
     def _snapshot(self) -> AccessStatus:
-        state = self.state
-        if state is None:
+        if self.state is None:
             return AccessStatus(
                 request_id=self.raw_request_id,
                 kind=self.raw_kind,  # type: ignore[arg-type]
                 status="REFUSED" if self.refused else "RECEIVED",
                 refusal_reasons=self.refusal,
             )
-        deadline = state.deadline
-        inp = state.input
-        return AccessStatus(
-            request_id=inp.request_id,
-            kind=inp.kind,
-            status=state.status,  # type: ignore[arg-type]
-            policy=state.policy,
-            generation_class=inp.generation.generation_class,
-            technician=inp.technician.key if inp.technician else None,
-            service_note=state.service_note,
-            protocol=state.protocol,
-            service_notes=list(state.service_notes),
-            due_at=deadline.due_at if deadline else None,
-            due_rule=deadline.rule if deadline else None,
-            clock_paused=bool(deadline and deadline.paused_at is not None),
-            next_actor=NEXT_ACTOR.get(state.status),
-            cycle=state.cycle,
-            works_declared=state.works_declared,
-            sla_breaches=list(state.sla_breaches),
-            documents=list(state.documents),
-            decisions=list(state.decisions),
-            deadlines=list(state.deadlines),
-            notifications=list(state.notifications),
-            inspection_findings=list(state.inspection_findings),
-            beneficiaries_workflow_id=state.beneficiaries_workflow_id,
-            pending_effects=len(state.pending),
-            input_digest=input_digest(inp),
-            created_at=state.created_at,
-            updated_at=state.updated_at,
-        )
+        return view.snapshot(self.state)
 
     async def _start_child(self, effect: StartChild) -> None:
         from temporalio.workflow import ParentClosePolicy
 
         await workflow.start_child_workflow(
-            "BeneficiaryRegistration",
+            Workflows.BENEFICIARY_REGISTRATION,
             effect.payload,
             id=effect.workflow_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -551,32 +380,62 @@ class AccessRequestWorkflow:
 
     # --- query -------------------------------------------------------------------------
 
-    @workflow.query(name="status")
+    @workflow.query(name=Queries.STATUS)
     def status(self) -> AccessStatus:
         return self._snapshot()
 
     # --- updates -----------------------------------------------------------------------
-    # Each update has a validator (no state change: a refusal writes nothing to history)
-    # and a handler that re-checks under the lock, since two updates validated against
-    # the same state may arrive together.
+    # Each update (``common.process_update``): a validator (no state change: a refusal
+    # writes nothing to history) and a handler that checks again under the lock, since two
+    # updates validated against the same state may arrive together; then ``_<update>``
+    # decides. Both checks run ``_check``: the arguments (``models.access.UPDATE_ARGS``), the rules table
+    # (status, role, party), then the update's own rules (``_rules_<update>``, if any).
 
-    async def _apply(self, check: Callable[[Any], Any], args: Any, act) -> AccessStatus:
-        await common.decide(self.lock, check, args, act)
-        return self._snapshot()
+    def _check(self, update: str, args: Any, *, again: bool = False) -> Any:
+        parsed = parse_or_refuse(UPDATE_ARGS[update], args)
+        state = self._current()
+        inp = state.input
+        parties = rules.Parties(technician=view.technician_key(state), customer=inp.customer.document)
+        # Who the actor is cannot change between the validator and the handler: only the
+        # validator checks it, so a replay (validators do not run) never depends on it.
+        identity = self.identity_checks and not again
+        rules.check(ACCESS, update, state.status, parsed.actor, parties, identity=identity)
+        own = getattr(self, f"_rules_{update}", None)
+        if own is not None:
+            own(state, parsed)
+        return parsed
+
+    async def _apply(self, update: str, args: Any) -> UpdateAck:
+        act = getattr(self, f"_{update}")
+        await common.decide(self.lock, lambda raw: self._check(update, raw, again=True), args, act)
+        state = self._current()
+        return UpdateAck(id=state.input.request_id, update=update, status=state.status, sequence=state.seq)
+
+    # The updates (CONTRACT.md); who may send each, and when, is ``domain.rules.ACCESS``.
+    register_apr = common.process_update(Updates.REGISTER_APR)
+    approve = common.process_update(Updates.APPROVE)
+    suspend = common.process_update(Updates.SUSPEND)
+    reprove = common.process_update(Updates.REPROVE)
+    attach_corrections = common.process_update(Updates.ATTACH_CORRECTIONS)
+    request_reanalysis = common.process_update(Updates.REQUEST_REANALYSIS)
+    declare_works = common.process_update(Updates.DECLARE_WORKS)
+    pause_clock = common.process_update(Updates.PAUSE_CLOCK)
+    resume_clock = common.process_update(Updates.RESUME_CLOCK)
+    answer_inquiry = common.process_update(Updates.ANSWER_INQUIRY)
+    request_inspection = common.process_update(Updates.REQUEST_INSPECTION)
+    record_inspection = common.process_update(Updates.RECORD_INSPECTION)
+    withdraw = common.process_update(Updates.WITHDRAW)
 
     def _current(self) -> AccessState:
         if self.state is None:
-            refuse("solicitação recusada na triagem: nenhuma ação é possível")
-        assert self.state is not None
+            if self.refused:
+                raise StatusRefused("solicitação recusada na triagem: nenhuma ação é possível")
+            raise StatusRefused("a solicitação ainda está em triagem; tente novamente")
         return self.state
 
     # register_apr ----------------------------------------------------------------------
 
-    def _check_register_apr(self, args: Any) -> RegisterAprArgs:
-        parsed = parse_or_refuse(RegisterAprArgs, args)
-        state = self._current()
-        require_status(state.status, ("AWAITING_APR", "LAPSED"), "register_apr")
-        require_role(parsed.actor, ("technician",), "register_apr")
+    def _rules_register_apr(self, state: AccessState, parsed: RegisterAprArgs) -> None:
         if parsed.service_note != state.service_note:
             refuse(f"service_note: NS {parsed.service_note} não é a NS desta solicitação")
         if parsed.protocol != state.protocol:
@@ -588,17 +447,8 @@ class AccessRequestWorkflow:
             missing = [k for k in REQUIRED_APR_KINDS if k not in kinds]
             if missing:
                 refuse(f"documents: faltam documentos técnicos obrigatórios: {', '.join(missing)}")
-        return parsed
 
-    @workflow.update(name="register_apr")
-    async def register_apr(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_register_apr, args, self._do_register_apr)
-
-    @register_apr.validator
-    def _validate_register_apr(self, args: Any) -> None:
-        self._check_register_apr(args)
-
-    async def _do_register_apr(self, parsed: RegisterAprArgs) -> None:
+    async def _register_apr(self, parsed: RegisterAprArgs) -> None:
         state = self._current()
         state.documents.extend(parsed.documents)
         if state.status == "LAPSED":
@@ -624,28 +474,11 @@ class AccessRequestWorkflow:
 
     # decisions -------------------------------------------------------------------------
 
-    def _check_decision(self, model, args: Any, action: str):
-        parsed = parse_or_refuse(model, args)
-        state = self._current()
-        require_status(state.status, ("UNDER_ANALYSIS",), action)
-        require_role(parsed.actor, DECIDERS, action)
-        return parsed
-
-    def _check_approve(self, args: Any) -> ApproveArgs:
-        parsed = self._check_decision(ApproveArgs, args, "approve")
+    def _rules_approve(self, state: AccessState, parsed: ApproveArgs) -> None:
         if parsed.parecer.kind != "parecer" or parsed.parecer.content_type != "application/pdf":
             refuse("parecer: o parecer de acesso deve ser um PDF do tipo 'parecer' (até 3 MB)")
-        return parsed
 
-    @workflow.update(name="approve")
-    async def approve(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_approve, args, self._do_approve)
-
-    @approve.validator
-    def _validate_approve(self, args: Any) -> None:
-        self._check_approve(args)
-
-    async def _do_approve(self, parsed: ApproveArgs) -> None:
+    async def _approve(self, parsed: ApproveArgs) -> None:
         state = self._current()
         state.documents.append(parsed.parecer)
         if parsed.requires_works:
@@ -670,36 +503,16 @@ class AccessRequestWorkflow:
             extra={"requires_works": parsed.requires_works, "notes": parsed.notes},
         )
 
-    def _check_suspend(self, args: Any) -> SuspendArgs:
-        parsed = self._check_decision(SuspendArgs, args, "suspend")
+    def _rules_suspend(self, state: AccessState, parsed: SuspendArgs) -> None:
         require_reasons(parsed.pendencies, "suspend", "pendencies")
-        return parsed
 
-    @workflow.update(name="suspend")
-    async def suspend(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_suspend, args, self._do_suspend)
-
-    @suspend.validator
-    def _validate_suspend(self, args: Any) -> None:
-        self._check_suspend(args)
-
-    async def _do_suspend(self, parsed: SuspendArgs) -> None:
+    async def _suspend(self, parsed: SuspendArgs) -> None:
         await self._hold("SUSPENDED", "suspend", parsed.actor, parsed.pendencies, "suspended")
 
-    def _check_reprove(self, args: Any) -> ReproveArgs:
-        parsed = self._check_decision(ReproveArgs, args, "reprove")
+    def _rules_reprove(self, state: AccessState, parsed: ReproveArgs) -> None:
         require_reasons(parsed.reasons, "reprove", "reasons")
-        return parsed
 
-    @workflow.update(name="reprove")
-    async def reprove(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_reprove, args, self._do_reprove)
-
-    @reprove.validator
-    def _validate_reprove(self, args: Any) -> None:
-        self._check_reprove(args)
-
-    async def _do_reprove(self, parsed: ReproveArgs) -> None:
+    async def _reprove(self, parsed: ReproveArgs) -> None:
         await self._hold("REPROVED", "reprove", parsed.actor, parsed.reasons, "reproved")
 
     async def _hold(self, status: str, action: str, actor, reasons: list[Reason], template: str) -> None:
@@ -712,32 +525,13 @@ class AccessRequestWorkflow:
 
     # corrections and reanalysis ---------------------------------------------------------
 
-    def _check_attach_corrections(self, args: Any) -> AttachCorrectionsArgs:
-        parsed = parse_or_refuse(AttachCorrectionsArgs, args)
-        state = self._current()
-        require_status(state.status, ("SUSPENDED", "REPROVED"), "attach_corrections")
-        require_role(parsed.actor, ("technician",), "attach_corrections")
-        return parsed
-
-    @workflow.update(name="attach_corrections")
-    async def attach_corrections(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_attach_corrections, args, self._do_attach_corrections)
-
-    @attach_corrections.validator
-    def _validate_attach_corrections(self, args: Any) -> None:
-        self._check_attach_corrections(args)
-
-    async def _do_attach_corrections(self, parsed: AttachCorrectionsArgs) -> None:
+    async def _attach_corrections(self, parsed: AttachCorrectionsArgs) -> None:
         state = self._current()
         state.documents.extend(parsed.documents)
         state.corrections_attached = True
         self._transition("corrections_attached", actor=parsed.actor, documents=parsed.documents)
 
-    def _check_request_reanalysis(self, args: Any) -> RequestReanalysisArgs:
-        parsed = parse_or_refuse(RequestReanalysisArgs, args)
-        state = self._current()
-        require_status(state.status, ("SUSPENDED", "REPROVED", "LAPSED"), "request_reanalysis")
-        require_role(parsed.actor, REQUESTERS, "request_reanalysis")
+    def _rules_request_reanalysis(self, state: AccessState, parsed: RequestReanalysisArgs) -> None:
         if parsed.reproved_service_note != state.service_note:
             refuse(
                 f"reproved_service_note: informe a NS reprovada desta solicitação "
@@ -755,20 +549,11 @@ class AccessRequestWorkflow:
                 "request_reanalysis: anexe antes os documentos corrigidos no APR Web "
                 "(attach_corrections); só depois solicite a reanálise"
             )
-        return parsed
 
-    @workflow.update(name="request_reanalysis")
-    async def request_reanalysis(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_request_reanalysis, args, self._do_request_reanalysis)
-
-    @request_reanalysis.validator
-    def _validate_request_reanalysis(self, args: Any) -> None:
-        self._check_request_reanalysis(args)
-
-    async def _do_request_reanalysis(self, parsed: RequestReanalysisArgs) -> None:
+    async def _request_reanalysis(self, parsed: RequestReanalysisArgs) -> None:
         state = self._current()
         numbers: IssuedNumbers = await workflow.execute_activity(
-            "issue_numbers",
+            Activities.ISSUE_NUMBERS,
             NumberRequest(workflow_id=workflow.info().workflow_id, step=f"reanalysis-{state.cycle + 1}"),
             result_type=IssuedNumbers,
             **common.STORE_OPTIONS,
@@ -791,24 +576,11 @@ class AccessRequestWorkflow:
 
     # deadline adjustments ------------------------------------------------------------------
 
-    def _check_declare_works(self, args: Any) -> DeclareWorksArgs:
-        parsed = parse_or_refuse(DeclareWorksArgs, args)
-        state = self._current()
-        require_status(state.status, ("UNDER_ANALYSIS",), "declare_works")
-        require_role(parsed.actor, DECIDERS, "declare_works")
+    def _rules_declare_works(self, state: AccessState, parsed: DeclareWorksArgs) -> None:
         if state.works_declared:
             refuse("declare_works: obras já declaradas neste ciclo de análise")
-        return parsed
 
-    @workflow.update(name="declare_works")
-    async def declare_works(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_declare_works, args, self._do_declare_works)
-
-    @declare_works.validator
-    def _validate_declare_works(self, args: Any) -> None:
-        self._check_declare_works(args)
-
-    async def _do_declare_works(self, parsed: DeclareWorksArgs) -> None:
+    async def _declare_works(self, parsed: DeclareWorksArgs) -> None:
         state = self._current()
         old = state.deadline
         assert old is not None
@@ -824,24 +596,11 @@ class AccessRequestWorkflow:
         self._decide(parsed.actor, "declare_works", text=parsed.reason)
         self._transition("works_declared", actor=parsed.actor, data={"reason": parsed.reason})
 
-    def _check_pause_clock(self, args: Any) -> PauseClockArgs:
-        parsed = parse_or_refuse(PauseClockArgs, args)
-        state = self._current()
-        require_status(state.status, PAUSABLE, "pause_clock")
-        require_role(parsed.actor, DECIDERS, "pause_clock")
+    def _rules_pause_clock(self, state: AccessState, parsed: PauseClockArgs) -> None:
         if state.deadline is None or state.deadline.paused_at is not None:
             refuse("pause_clock: o prazo já está suspenso")
-        return parsed
 
-    @workflow.update(name="pause_clock")
-    async def pause_clock(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_pause_clock, args, self._do_pause_clock)
-
-    @pause_clock.validator
-    def _validate_pause_clock(self, args: Any) -> None:
-        self._check_pause_clock(args)
-
-    async def _do_pause_clock(self, parsed: PauseClockArgs) -> None:
+    async def _pause_clock(self, parsed: PauseClockArgs) -> None:
         state = self._current()
         assert state.deadline is not None
         state.deadline.paused_at = workflow.now()
@@ -850,24 +609,11 @@ class AccessRequestWorkflow:
                     paused_at=state.deadline.paused_at.isoformat())
         self._transition("clock_paused", actor=parsed.actor, data={"reason": parsed.reason})
 
-    def _check_resume_clock(self, args: Any) -> ActorArgs:
-        parsed = parse_or_refuse(ActorArgs, args)
-        state = self._current()
-        require_status(state.status, PAUSABLE, "resume_clock")
-        require_role(parsed.actor, DECIDERS, "resume_clock")
+    def _rules_resume_clock(self, state: AccessState, parsed: ActorArgs) -> None:
         if state.deadline is None or state.deadline.paused_at is None:
             refuse("resume_clock: o prazo não está suspenso")
-        return parsed
 
-    @workflow.update(name="resume_clock")
-    async def resume_clock(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_resume_clock, args, self._do_resume_clock)
-
-    @resume_clock.validator
-    def _validate_resume_clock(self, args: Any) -> None:
-        self._check_resume_clock(args)
-
-    async def _do_resume_clock(self, parsed: ActorArgs) -> None:
+    async def _resume_clock(self, parsed: ActorArgs) -> None:
         state = self._current()
         deadline = state.deadline
         assert deadline is not None and deadline.paused_at is not None
@@ -893,22 +639,7 @@ class AccessRequestWorkflow:
 
     # inquiry ------------------------------------------------------------------------------
 
-    def _check_answer_inquiry(self, args: Any) -> AnswerInquiryArgs:
-        parsed = parse_or_refuse(AnswerInquiryArgs, args)
-        state = self._current()
-        require_status(state.status, ("AWAITING_ANSWER",), "answer_inquiry")
-        require_role(parsed.actor, DECIDERS, "answer_inquiry")
-        return parsed
-
-    @workflow.update(name="answer_inquiry")
-    async def answer_inquiry(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_answer_inquiry, args, self._do_answer_inquiry)
-
-    @answer_inquiry.validator
-    def _validate_answer_inquiry(self, args: Any) -> None:
-        self._check_answer_inquiry(args)
-
-    async def _do_answer_inquiry(self, parsed: AnswerInquiryArgs) -> None:
+    async def _answer_inquiry(self, parsed: AnswerInquiryArgs) -> None:
         state = self._current()
         state.documents.extend(parsed.documents)
         self._decide(parsed.actor, "answer_inquiry", text=parsed.answer, documents=parsed.documents)
@@ -924,22 +655,7 @@ class AccessRequestWorkflow:
 
     # vistoria -----------------------------------------------------------------------------
 
-    def _check_request_inspection(self, args: Any) -> RequestInspectionArgs:
-        parsed = parse_or_refuse(RequestInspectionArgs, args)
-        state = self._current()
-        require_status(state.status, ("APPROVED", "INSPECTION_REPROVED"), "request_inspection")
-        require_role(parsed.actor, REQUESTERS, "request_inspection")
-        return parsed
-
-    @workflow.update(name="request_inspection")
-    async def request_inspection(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_request_inspection, args, self._do_request_inspection)
-
-    @request_inspection.validator
-    def _validate_request_inspection(self, args: Any) -> None:
-        self._check_request_inspection(args)
-
-    async def _do_request_inspection(self, parsed: RequestInspectionArgs) -> None:
+    async def _request_inspection(self, parsed: RequestInspectionArgs) -> None:
         state = self._current()
         state.documents.extend(parsed.documents)
         state.status = "INSPECTION_REQUESTED"
@@ -952,24 +668,11 @@ class AccessRequestWorkflow:
             email=("inspection_requested", self._requesters()),
         )
 
-    def _check_record_inspection(self, args: Any) -> RecordInspectionArgs:
-        parsed = parse_or_refuse(RecordInspectionArgs, args)
-        state = self._current()
-        require_status(state.status, ("INSPECTION_REQUESTED",), "record_inspection")
-        require_role(parsed.actor, ("inspector",), "record_inspection")
+    def _rules_record_inspection(self, state: AccessState, parsed: RecordInspectionArgs) -> None:
         if parsed.result == "reproved" and not parsed.findings:
             refuse("findings: uma vistoria reprovada exige ao menos uma constatação")
-        return parsed
 
-    @workflow.update(name="record_inspection")
-    async def record_inspection(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_record_inspection, args, self._do_record_inspection)
-
-    @record_inspection.validator
-    def _validate_record_inspection(self, args: Any) -> None:
-        self._check_record_inspection(args)
-
-    async def _do_record_inspection(self, parsed: RecordInspectionArgs) -> None:
+    async def _record_inspection(self, parsed: RecordInspectionArgs) -> None:
         state = self._current()
         report = [parsed.report] if parsed.report else []
         state.documents.extend(report)
@@ -1008,40 +711,11 @@ class AccessRequestWorkflow:
             return
         child_id = beneficiaries_id(inp.request_id)
         state.beneficiaries_workflow_id = child_id
-        state.pending.append(
-            StartChild(
-                workflow_id=child_id,
-                payload={
-                    "request_id": inp.request_id,
-                    "generator_installation": inp.installation_number,
-                    "holder_document": inp.customer.document,
-                    "modality": inp.generation.modality,
-                    "actor": {"id": "gd-orchestrator", "role": "system"},
-                    "allocation": inp.beneficiaries.model_dump(mode="json"),
-                    "notify_email": inp.customer.email,
-                },
-            )
-        )
+        state.pending.append(StartChild(workflow_id=child_id, payload=view.beneficiaries_payload(inp)))
 
     # withdrawal -----------------------------------------------------------------------------
 
-    def _check_withdraw(self, args: Any) -> WithdrawArgs:
-        parsed = parse_or_refuse(WithdrawArgs, args)
-        state = self._current()
-        if state.status in TERMINAL_STATUSES:
-            refuse(f"withdraw: a solicitação já está encerrada ({state.status})")
-        require_role(parsed.actor, ("customer", "system"), "withdraw")
-        return parsed
-
-    @workflow.update(name="withdraw")
-    async def withdraw(self, args: Any) -> AccessStatus:
-        return await self._apply(self._check_withdraw, args, self._do_withdraw)
-
-    @withdraw.validator
-    def _validate_withdraw(self, args: Any) -> None:
-        self._check_withdraw(args)
-
-    async def _do_withdraw(self, parsed: WithdrawArgs) -> None:
+    async def _withdraw(self, parsed: WithdrawArgs) -> None:
         state = self._current()
         self._decide(parsed.actor, "withdraw", text=parsed.reason)
         recipients = self._requesters() if state.input.kind == "request" else [state.input.customer.email]

@@ -9,21 +9,15 @@ timer runs. Started on its own (a later change) or as a child of ``AccessRequest
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime
-from typing import Any, Callable, Union
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.calendar import local_date
-    from models.activities import (
-        AllocationRecord,
-        EmailRequest,
-        IntakeCheck,
-        IntakeResult,
-        Transition,
-    )
+    from domain.rules import BENEFICIARIES
+    from models.activities import AllocationRecord, IntakeCheck, IntakeResult
     from models.beneficiaries import (
         BeneficiaryDecision,
         BeneficiaryInput,
@@ -31,29 +25,19 @@ with workflow.unsafe.imports_passed_through():
         ConfirmArgs,
         RejectArgs,
     )
-    from models.common import (
-        Actor,
-        Notification,
-        Problem,
-        Reason,
-        parse_or_problems,
-        parse_or_refuse,
-    )
+    from models.common import Problem, parse_or_problems
     from models.ids import beneficiaries_id
+    from models.names import Activities, Queries, Updates, Workflows
 
 from workflows import common
-from workflows.common import (
-    reasons_context,
-    require_reasons,
-    require_role,
-    require_status,
-    upsert_changed,
-)
+from workflows.common import reasons_context, require_reasons
+from workflows.review import PENDING, ReviewWorkflow
 
-DECIDERS = ("analyst", "supervisor")
 ID_PREFIX = "gd-beneficiaries-"
 # A change takes effect from the next billing cycle (DOMAIN.md); cycles are monthly.
 BILLING_CYCLE_MONTHS = 1
+# Who the actor is (the orchestrator's own id refused), as AccessRequest's PARTY_CHECK.
+PARTY_CHECK = "beneficiaries-party-check-v1"
 
 
 def next_billing_cycle(moment: datetime, months: int = BILLING_CYCLE_MONTHS) -> date:
@@ -63,56 +47,35 @@ def next_billing_cycle(moment: datetime, months: int = BILLING_CYCLE_MONTHS) -> 
     return date(index // 12, index % 12 + 1, 1)
 
 
-@workflow.defn(name="BeneficiaryRegistration")
-class BeneficiaryRegistrationWorkflow:
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.input: BeneficiaryInput | None = None
-        # Until intake answers, nobody may decide yet (CONTRACT extension: "RECEIVED").
-        self.status = "RECEIVED"
-        self.refusal: list[Problem] = []
-        self.seq = 0
-        self.effective_from: date | None = None
-        self.decisions: list[BeneficiaryDecision] = []
-        self.notifications: list[Notification] = []
-        self.pending: list[Union[Transition, EmailRequest]] = []
-        self.search_attributes: dict[str, Any] = {}
-        self.created_at: datetime | None = None
-        self.updated_at: datetime | None = None
+@workflow.defn(name=Workflows.BENEFICIARY_REGISTRATION)
+class BeneficiaryRegistrationWorkflow(ReviewWorkflow):
+    PROCESS = BENEFICIARIES
+    STORE_PROCESS = "beneficiaries"
+    ARGS = {Updates.CONFIRM: ConfirmArgs, Updates.REJECT: RejectArgs}
 
-    # --- main loop ---------------------------------------------------------------------
+    def __init__(self) -> None:
+        super().__init__()
+        self.input: BeneficiaryInput | None = None
+        self.effective_from: date | None = None
 
     @workflow.run
     async def run(self, raw: Any) -> BeneficiaryStatus:
         # ``raw`` is undecoded JSON: a payload failing pydantic inside the converter would
         # leave the workflow stuck with no message (TEMPORAL_NOTES.md).
-        self.created_at = workflow.now()
+        self.identity_checks = workflow.patched(PARTY_CHECK)
+        self.state.created_at = workflow.now()
         if await self._intake(raw):
             self._open_review()
-        while True:
-            await self._drain()
-            if self.status != "PENDING_REVIEW":
-                break
-            await workflow.wait_condition(
-                lambda: bool(self.pending) or self.status != "PENDING_REVIEW"
-            )
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain()
+        # No deadline: the loop only runs the effects until decided.
+        await self._loop(watching=False)
         return self._snapshot()
-
-    async def _drain(self) -> None:
-        while self.pending:
-            note = await common.run_effect(self.pending[0])
-            if note is not None:
-                self.notifications.append(note)
-            self.pending.pop(0)
 
     # --- intake ------------------------------------------------------------------------
 
     async def _intake(self, raw: Any) -> bool:
         workflow_id = workflow.info().workflow_id
         result: IntakeResult = await workflow.execute_activity(
-            "validate_intake",
+            Activities.VALIDATE_INTAKE,
             IntakeCheck(process="beneficiaries", workflow_id=workflow_id, raw=raw),
             result_type=IntakeResult,
             **common.STORE_OPTIONS,
@@ -130,8 +93,8 @@ class BeneficiaryRegistrationWorkflow:
                 )
             )
         if problems:
-            self.status = "REFUSED"
-            self.refusal = problems
+            self.state.status = "REFUSED"
+            self.state.refusal = problems
             self._transition("refused", data={"problems": [p.model_dump() for p in problems]})
             return False
         self.input = parsed
@@ -139,161 +102,103 @@ class BeneficiaryRegistrationWorkflow:
 
     def _open_review(self) -> None:
         inp = self._input()
-        self.status = "PENDING_REVIEW"
+        self.state.status = PENDING
         self._transition("received", actor=inp.actor)
-        self._email("beneficiaries_received", key_step="received")
+        self._email("beneficiaries_received", "received", {})
 
-    # --- state helpers -----------------------------------------------------------------
+    # --- what it records -----------------------------------------------------------------
 
     def _input(self) -> BeneficiaryInput:
         assert self.input is not None
         return self.input
 
-    def _request_id(self) -> str:
+    def _decoded(self) -> bool:
+        return self.input is not None
+
+    def _key(self) -> str:
         if self.input is not None:
             return self.input.request_id
         return workflow.info().workflow_id.removeprefix(ID_PREFIX)
 
-    def _next_actor(self) -> str | None:
-        if self.status != "PENDING_REVIEW":
-            return None
-        return "analyst" if self.input is not None else "system"
-
     def _units(self) -> list[dict[str, Any]]:
         return [u.model_dump(mode="json") for u in self._input().allocation.units]
 
-    def _transition(
-        self,
-        action: str,
-        *,
-        actor: Actor | None = None,
-        reasons: list[Reason] | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        self.seq += 1
-        self.updated_at = workflow.now()
-        workflow_id = workflow.info().workflow_id
-        row = None
-        if self.input is not None:  # the store keeps every allocation, current and earlier
-            inp = self.input
-            row = AllocationRecord(
-                workflow_id=workflow_id,
+    def _row(self) -> dict[str, Any]:
+        if self.input is None:
+            return {}
+        # The store keeps every allocation, current and earlier.
+        inp = self.input
+        return {
+            "allocation": AllocationRecord(
+                workflow_id=workflow.info().workflow_id,
                 request_id=inp.request_id,
                 generator_installation=inp.generator_installation,
                 modality=inp.modality,
                 mode=inp.allocation.mode,
                 units=self._units(),
-                status=self.status,
+                status=self.state.status,
                 effective_from=self.effective_from,
-                recorded_at=self.updated_at,
+                recorded_at=self.state.updated_at,
             )
-        self.pending.append(
-            Transition(
-                workflow_id=workflow_id,
-                event_key=f"{self.seq:04d}-{action}",
-                process="beneficiaries",
-                action=action,
-                status=self.status,
-                at=self.updated_at,
-                actor=actor,
-                reasons=reasons or [],
-                data=data or {},
-                allocation=row,
-            )
-        )
-        upsert_changed(
-            self.search_attributes,
-            GdStatus=self.status,
-            GdKind="beneficiaries",
-            GdNextActor=self._next_actor(),
-        )
+        }
 
-    def _email(self, template: str, *, key_step: str, **context: Any) -> None:
+    def _search_attributes(self) -> dict[str, Any]:
+        return {
+            "GdStatus": self.state.status,
+            "GdKind": "beneficiaries",
+            "GdNextActor": self._next_actor(),
+        }
+
+    def _email_base(self) -> dict[str, Any]:
+        inp = self._input()
+        return {
+            "request_id": inp.request_id,
+            "generator_installation": inp.generator_installation,
+            "modality": inp.modality,
+        }
+
+    def _email(self, template: str, key_step: str, context: dict[str, Any]) -> None:
         inp = self._input()
         if inp.notify_email is None:  # started without an address: nobody to tell
             return
-        # The run id tells registrations apart: a later change reuses the workflow id.
-        info = workflow.info()
-        self.pending.append(
-            EmailRequest(
-                key=f"{info.workflow_id}:{key_step}:{info.run_id}",
-                template=template,
-                to=[inp.notify_email],
-                context={
-                    "request_id": inp.request_id,
-                    "generator_installation": inp.generator_installation,
-                    "modality": inp.modality,
-                    **context,
-                },
-            )
-        )
-
-    def _decide(self, actor: Actor, action: str, status: str, reasons: list[Reason]) -> None:
-        self.decisions.append(
-            BeneficiaryDecision(at=workflow.now(), actor=actor, action=action, reasons=reasons)
-        )
-        self.status = status
+        self._queue_email(template, [inp.notify_email], key_step, context)
 
     def _snapshot(self) -> BeneficiaryStatus:
         inp = self.input
+        state = self.state
         return BeneficiaryStatus(
-            request_id=self._request_id(),
-            status=self.status,  # type: ignore[arg-type]
+            request_id=self._key(),
+            status=state.status,  # type: ignore[arg-type]
             generator_installation=inp.generator_installation if inp else None,
             modality=inp.modality if inp else None,
             allocation=inp.allocation if inp else None,
             effective_from=self.effective_from,
             next_actor=self._next_actor(),
-            notifications=list(self.notifications),
-            decisions=list(self.decisions),
-            refusal_reasons=list(self.refusal),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
+            notifications=list(state.notifications),
+            decisions=[
+                BeneficiaryDecision(at=d.at, actor=d.actor, action=d.action, reasons=d.reasons)
+                for d in state.decisions
+            ],
+            refusal_reasons=list(state.refusal),
+            actions=self._actions(),
+            sequence=state.seq,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
         )
 
-    # --- query -------------------------------------------------------------------------
-
-    @workflow.query(name="status")
+    @workflow.query(name=Queries.STATUS)
     def status_query(self) -> BeneficiaryStatus:
         return self._snapshot()
 
-    # --- updates -----------------------------------------------------------------------
-    # A validator refuses without writing history; the handler checks again under the lock
-    # because two updates validated against the same state may both be accepted.
+    # --- updates (workflows/review.py; who and when: domain.rules.BENEFICIARIES) ---------
 
-    async def _apply(
-        self, check: Callable[[Any], Any], args: Any, act: Callable[[Any], None]
-    ) -> BeneficiaryStatus:
-        await common.decide(self.lock, check, args, act)
-        return self._snapshot()
+    confirm = common.process_update(Updates.CONFIRM)
+    reject = common.process_update(Updates.REJECT)
 
-    def _require_open(self, action: str) -> None:
-        if self.status == "RECEIVED":
-            common.refuse(f"{action}: o cadastramento ainda está em validação; tente novamente")
-        require_status(self.status, ("PENDING_REVIEW",), action)
-
-    def _check_confirm(self, args: Any) -> ConfirmArgs:
-        parsed = parse_or_refuse(ConfirmArgs, args)
-        self._require_open("confirm")
-        require_role(parsed.actor, DECIDERS, "confirm")
-        return parsed
-
-    def _check_reject(self, args: Any) -> RejectArgs:
-        parsed = parse_or_refuse(RejectArgs, args)
-        self._require_open("reject")
-        require_role(parsed.actor, DECIDERS, "reject")
+    def _rules_reject(self, parsed: RejectArgs) -> None:
         require_reasons(parsed.reasons, "reject_beneficiaries", "reasons")
-        return parsed
 
-    @workflow.update(name="confirm")
-    async def confirm(self, args: Any) -> BeneficiaryStatus:
-        return await self._apply(self._check_confirm, args, self._confirmed)
-
-    @confirm.validator
-    def _validate_confirm(self, args: Any) -> None:
-        self._check_confirm(args)
-
-    def _confirmed(self, parsed: ConfirmArgs) -> None:
+    def _confirm(self, parsed: ConfirmArgs) -> None:
         inp = self._input()
         self.effective_from = next_billing_cycle(workflow.now())
         self._decide(parsed.actor, "confirm", "REGISTERED", [])
@@ -304,30 +209,24 @@ class BeneficiaryRegistrationWorkflow:
         )
         self._email(
             "beneficiaries_registered",
-            key_step="registered",
-            effective_from=self.effective_from.isoformat(),
-            mode=inp.allocation.mode,
-            units=[
-                {
-                    "installation_number": u.installation_number,
-                    "percent": str(u.percent) if u.percent is not None else None,
-                    "priority": u.priority,
-                }
-                for u in inp.allocation.units
-            ],
+            "registered",
+            {
+                "effective_from": self.effective_from.isoformat(),
+                "mode": inp.allocation.mode,
+                "units": [
+                    {
+                        "installation_number": u.installation_number,
+                        "percent": str(u.percent) if u.percent is not None else None,
+                        "priority": u.priority,
+                    }
+                    for u in inp.allocation.units
+                ],
+            },
         )
 
-    @workflow.update(name="reject")
-    async def reject(self, args: Any) -> BeneficiaryStatus:
-        return await self._apply(self._check_reject, args, self._rejected)
-
-    @reject.validator
-    def _validate_reject(self, args: Any) -> None:
-        self._check_reject(args)
-
-    def _rejected(self, parsed: RejectArgs) -> None:
+    def _reject(self, parsed: RejectArgs) -> None:
         self._decide(parsed.actor, "reject", "REJECTED", list(parsed.reasons))
         self._transition("rejected", actor=parsed.actor, reasons=list(parsed.reasons))
         self._email(
-            "beneficiaries_rejected", key_step="rejected", reasons=reasons_context(parsed.reasons)
+            "beneficiaries_rejected", "rejected", {"reasons": reasons_context(parsed.reasons)}
         )

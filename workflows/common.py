@@ -1,5 +1,6 @@
 """What every process workflow shares: activity calls with their retry rules, the event
-log, e-mails, deadlines, search attributes and the role/status checks of validators.
+log, e-mails, deadlines, search attributes and the loop that runs their effects. Who may
+send which update in which status is domain/rules.
 
 Only orchestration lives here: the side effects are activities, called by name.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -19,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policies import Deadline
     from domain.reasons import catalogue, requires_text, unknown_codes
     from models import search_attributes as sa
+    from models.names import Activities
     from models.activities import (
         DeadlineQuery,
         EmailRequest,
@@ -32,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
         InputRefused,
         Notification,
         Reason,
-        RoleRefused,
-        StatusRefused,
     )
 
 # Store and e-mail retry with backoff for as long as it takes (an outage must not lose a
@@ -61,22 +61,12 @@ def refuse(message: str) -> None:
     raise InputRefused(message)
 
 
-def require_role(actor: Actor, allowed: Iterable[str], action: str) -> None:
-    allowed = tuple(allowed)
-    if actor.role not in allowed:
-        raise RoleRefused(
-            f"{action}: papel '{actor.role}' não pode executar esta ação "
-            f"(permitido: {', '.join(allowed)})"
-        )
-
-
-def require_status(current: str, allowed: Iterable[str], action: str) -> None:
-    allowed = tuple(allowed)
-    if current not in allowed:
-        raise StatusRefused(
-            f"{action}: não permitido no status {current} "
-            f"(permitido em: {', '.join(allowed)})"
-        )
+def on_record(actor: Actor | None) -> Actor | None:
+    """The actor as decisions and the event log keep it: a customer's CPF/CNPJ served the
+    party check and is not repeated in every decision."""
+    if actor is None or actor.document is None:
+        return actor
+    return actor.model_copy(update={"document": None})
 
 
 def require_reasons(reasons: list[Reason], use: str, field: str) -> None:
@@ -105,7 +95,7 @@ async def compute_deadline(
     voltage_kv: float | None = None,
 ) -> Deadline:
     return await workflow.execute_local_activity(
-        "compute_deadline",
+        Activities.COMPUTE_DEADLINE,
         DeadlineQuery(
             policy=policy,
             rule=rule,
@@ -121,7 +111,7 @@ async def compute_deadline(
 
 async def resume_deadline(due_at: datetime, paused: timedelta) -> datetime:
     return await workflow.execute_local_activity(
-        "resume_deadline",
+        Activities.RESUME_DEADLINE,
         ResumeQuery(due_at=due_at, paused_seconds=paused.total_seconds()),
         result_type=datetime,
         **LOCAL_OPTIONS,
@@ -140,12 +130,12 @@ def deadline_record(deadline: Deadline, cycle: int = 0, reason: str | None = Non
 
 
 async def record(transition: Transition) -> None:
-    await workflow.execute_activity("record_transition", transition, **STORE_OPTIONS)
+    await workflow.execute_activity(Activities.RECORD_TRANSITION, transition, **STORE_OPTIONS)
 
 
 async def send_email(request: EmailRequest) -> Notification:
     result = await workflow.execute_activity(
-        "send_email", request, result_type=EmailResult, **MAIL_OPTIONS
+        Activities.SEND_EMAIL, request, result_type=EmailResult, **MAIL_OPTIONS
     )
     return Notification(
         key=result.key, template=request.template, status=result.status, detail=result.detail
@@ -216,10 +206,33 @@ async def decide(lock: asyncio.Lock, check: Callable[[Any], Any], args: Any, act
         try:
             parsed = check(args)
         except InputRefused as refused:
-            raise ApplicationError(str(refused), type="Refused", non_retryable=True)
+            # The refusal's class (StatusRefused, RoleRefused...) is the failure's type.
+            raise ApplicationError(str(refused), type=type(refused).__name__, non_retryable=True)
         outcome = act(parsed)
         if inspect.isawaitable(outcome):
             await outcome
+
+
+def process_update(name: str) -> Any:
+    """A workflow update ``name`` of a process workflow, in one line of its class::
+
+        register_apr = common.process_update(Updates.REGISTER_APR)
+
+    Its validator is ``self._check(name, args)`` (the rules table, then the update's own
+    rules); its handler ``self._apply(name, args)`` checks again under the lock and runs
+    ``self._<name>(parsed)``, then answers a small ``UpdateAck``.
+    """
+
+    async def handler(self: Any, args: Any) -> Any:
+        return await self._apply(name, args)
+
+    def validator(self: Any, args: Any) -> None:
+        self._check(name, args)
+
+    handler.__name__ = handler.__qualname__ = name
+    defined = workflow.update(name=name)(handler)
+    defined.validator(validator)
+    return defined
 
 
 async def run_effect(effect: Any) -> Notification | None:
@@ -263,6 +276,38 @@ async def run_watching(
             await watch
             raise RuntimeError("a vigilância do prazo terminou antes de um status final")
     await watch
+    await workflow.wait_condition(workflow.all_handlers_finished)
+    await drain()
+
+
+async def run_before_watch(
+    *,
+    lock: asyncio.Lock,
+    drain: Callable[[], Awaitable[None]],
+    queued: Callable[[], bool],
+    finished: Callable[[], bool],
+    key: Callable[[], Any],
+    next_instant: Callable[[], datetime | None],
+    act: Callable[[], Any],
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """The loop of histories written before the ``*deadline-watch-v1`` patches (and of a
+    refused intake): the timer ran between two side effects, so while one waited out an
+    outage a deadline fell due late. ``act`` runs once the timer wins and ``key()`` (what
+    the workflow has decided so far) is what it was when the wait began."""
+    while True:
+        await drain()
+        if finished():
+            break
+        if between is not None:
+            await between()
+        seen = key()
+        if await wait_for_change_or(next_instant(), lambda: queued() or key() != seen):
+            async with lock:
+                if key() == seen:
+                    outcome = act()
+                    if inspect.isawaitable(outcome):
+                        await outcome
     await workflow.wait_condition(workflow.all_handlers_finished)
     await drain()
 

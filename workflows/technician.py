@@ -14,36 +14,23 @@ deadline's reminder and breach.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
-from typing import Any, Callable, Union
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.policies import Deadline
+    from domain.rules import TECHNICIAN
     from models.activities import (
         CredentialsRequest,
-        EmailRequest,
         EmailResult,
         IntakeCheck,
         IntakeResult,
         TechnicianRow,
-        Transition,
     )
-    from models.common import (
-        Actor,
-        Decision,
-        DeadlineRecord,
-        Notification,
-        Problem,
-        Reason,
-        SlaBreach,
-        parse_or_problems,
-        parse_or_refuse,
-    )
+    from models.common import Actor, Notification, Problem, parse_or_problems
     from models.ids import technician_id
+    from models.names import Activities, Queries, Updates, Workflows
     from models.technician import (
         TechnicianApproveArgs,
         TechnicianInput,
@@ -52,48 +39,30 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import common
-from workflows.common import (
-    reasons_context,
-    require_reasons,
-    require_role,
-    require_status,
-    upsert_changed,
-)
+from workflows.common import reasons_context, require_reasons
+from workflows.review import PENDING, ReviewWorkflow
 
 # TechnicianInput carries no policy and both shipped policies agree on this rule.
 POLICY = "seed"
 RULE = "technician_review"
-DECIDERS = ("analyst", "supervisor")
 PROCESS_LABEL = "Cadastro de Responsável Técnico"
 ID_PREFIX = "gd-technician-"
 # Patch ids (workflow.patched; docs/PATCHING.md): histories written before still replay.
 DEADLINE_WATCH = "technician-deadline-watch-v1"
+# Who the actor is (the orchestrator's own id refused), as AccessRequest's PARTY_CHECK.
+PARTY_CHECK = "technician-party-check-v1"
 
-Effect = Union[Transition, EmailRequest, CredentialsRequest]
 
+@workflow.defn(name=Workflows.TECHNICIAN_REGISTRATION)
+class TechnicianRegistrationWorkflow(ReviewWorkflow):
+    PROCESS = TECHNICIAN
+    STORE_PROCESS = "technician"
+    PROCESS_LABEL = PROCESS_LABEL
+    ARGS = {Updates.APPROVE: TechnicianApproveArgs, Updates.REJECT: TechnicianRejectArgs}
 
-@workflow.defn(name="TechnicianRegistration")
-class TechnicianRegistrationWorkflow:
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
+        super().__init__()
         self.input: TechnicianInput | None = None
-        # Until intake answers, nobody may decide yet (CONTRACT extension: "RECEIVED").
-        self.status = "RECEIVED"
-        self.refusal: list[Problem] = []
-        self.seq = 0
-        self.deadline: Deadline | None = None
-        self.reminded = False
-        self.breached = False
-        self.sla_breaches: list[SlaBreach] = []
-        self.decisions: list[Decision] = []
-        self.deadlines: list[DeadlineRecord] = []
-        self.notifications: list[Notification] = []
-        self.pending: list[Effect] = []
-        self.search_attributes: dict[str, Any] = {}
-        self.created_at: datetime | None = None
-        self.updated_at: datetime | None = None
-
-    # --- main loop ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, raw: Any) -> TechnicianStatus:
@@ -101,99 +70,24 @@ class TechnicianRegistrationWorkflow:
         # leave the workflow stuck with no message (TEMPORAL_NOTES.md).
         # First thing in the run, before any local activity (docs/PATCHING.md).
         watching = workflow.patched(DEADLINE_WATCH)
-        self.created_at = workflow.now()
+        self.identity_checks = workflow.patched(PARTY_CHECK)
+        self.state.created_at = workflow.now()
         if await self._intake(raw):
             await self._open_review()
-        if watching and self.status == "PENDING_REVIEW":
-            return await self._run_watching()
-        return await self._run_before_watch()
-
-    async def _run_watching(self) -> TechnicianStatus:
-        """Side effects in order, the review deadline in a task of its own
-        (``common.run_watching``)."""
-        await common.run_watching(
-            lock=self.lock,
-            drain=self._drain,
-            queued=lambda: bool(self.pending),
-            finished=lambda: self.status != "PENDING_REVIEW",
-            next_instant=self._next_timer,
-            act=self._on_timer,
-        )
+        await self._loop(watching)
         return self._snapshot()
 
-    async def _run_before_watch(self) -> TechnicianStatus:
-        """The loop of histories written before DEADLINE_WATCH (and of a refused intake):
-        the timer ran between two side effects, so during an outage it fired late."""
-        while True:
-            await self._drain()
-            if self.status != "PENDING_REVIEW":
-                break
-            await self._wait_for_decision_or_timer()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain()
-        return self._snapshot()
-
-    async def _drain(self) -> None:
-        """Run queued side effects in order; a handler may queue more meanwhile."""
-        while self.pending:
-            effect = self.pending[0]
-            if isinstance(effect, CredentialsRequest):
-                self.notifications.extend(await _send_credentials(effect))
-            else:
-                note = await common.run_effect(effect)
-                if note is not None:
-                    self.notifications.append(note)
-            self.pending.pop(0)
-
-    async def _wait_for_decision_or_timer(self) -> None:
-        def changed() -> bool:
-            return bool(self.pending) or self.status != "PENDING_REVIEW"
-
-        if not await common.wait_for_change_or(self._next_timer(), changed):
-            return
-        async with self.lock:
-            if self.status == "PENDING_REVIEW":
-                self._on_timer()
-
-    def _next_timer(self) -> datetime | None:
-        deadline = self.deadline
-        if deadline is None:
-            return None
-        if deadline.remind_at and not self.reminded and deadline.remind_at < deadline.due_at:
-            return deadline.remind_at
-        return None if self.breached else deadline.due_at
-
-    def _on_timer(self) -> None:
-        deadline = self.deadline
-        assert deadline is not None
-        if deadline.remind_at and not self.reminded and deadline.remind_at < deadline.due_at:
-            self.reminded = True
-            self._transition("reminder", data={"rule": RULE})
-            self._email(
-                "deadline_reminder", ["role:analysts"], key_step="reminder", **self._internal()
-            )
-            return
-        # Late is the distributor's fault: record and escalate, never decide automatically.
-        self.breached = True
-        breach = SlaBreach(step=RULE, due_at=deadline.due_at, breached_at=workflow.now())
-        self.sla_breaches.append(breach)
-        self._transition(
-            "sla_breach", data={"rule": RULE, "breached_at": common.iso(breach.breached_at)}
-        )
-        self._email(
-            "sla_escalation",
-            ["role:supervisor"],
-            key_step="sla_escalation",
-            breached_at=breach.breached_at.isoformat(),
-            **self._internal(),
-        )
+    async def _run_effect(self, effect: Any) -> list:
+        if isinstance(effect, CredentialsRequest):
+            return await _send_credentials(effect)
+        return await super()._run_effect(effect)
 
     # --- intake ------------------------------------------------------------------------
 
     async def _intake(self, raw: Any) -> bool:
         workflow_id = workflow.info().workflow_id
         result: IntakeResult = await workflow.execute_activity(
-            "validate_intake",
+            Activities.VALIDATE_INTAKE,
             IntakeCheck(process="technician", workflow_id=workflow_id, raw=raw),
             result_type=IntakeResult,
             **common.STORE_OPTIONS,
@@ -215,8 +109,8 @@ class TechnicianRegistrationWorkflow:
                     )
                 )
         if problems:
-            self.status = "REFUSED"
-            self.refusal = problems
+            self.state.status = "REFUSED"
+            self.state.refusal = problems
             self._transition("refused", data={"problems": [p.model_dump() for p in problems]})
             return False
         self.input = parsed
@@ -224,181 +118,96 @@ class TechnicianRegistrationWorkflow:
 
     async def _open_review(self) -> None:
         inp = self._input()
-        self.deadline = await common.compute_deadline(POLICY, RULE, workflow.now())
-        self.deadlines.append(common.deadline_record(self.deadline))
-        self.status = "PENDING_REVIEW"
+        state = self.state
+        state.deadline = await common.compute_deadline(POLICY, RULE, workflow.now())
+        state.deadlines.append(common.deadline_record(state.deadline))
+        state.status = PENDING
         self._transition(
             "submitted",
             actor=Actor(id=inp.key, role="technician"),
-            data={"rule": RULE, "due_at": common.iso(self.deadline.due_at), "policy": POLICY},
+            data={"rule": RULE, "due_at": common.iso(state.deadline.due_at), "policy": POLICY},
         )
-        self._email(
-            "technician_received",
-            [inp.email],
-            key_step="received",
-            recipient_name=inp.name,
-            due_at=common.iso(self.deadline.due_at),
-            title=inp.title,
-        )
+        self._queue_email(
+            "technician_received", [inp.email], "received",
+            {"recipient_name": inp.name, "due_at": common.iso(state.deadline.due_at), "title": inp.title},
+        )  # fmt: skip
 
-    # --- state helpers -----------------------------------------------------------------
+    # --- what it records -----------------------------------------------------------------
 
     def _input(self) -> TechnicianInput:
         assert self.input is not None
         return self.input
+
+    def _decoded(self) -> bool:
+        return self.input is not None
 
     def _key(self) -> str:
         if self.input is not None:
             return self.input.key
         return workflow.info().workflow_id.removeprefix(ID_PREFIX)
 
-    def _due_at(self) -> datetime | None:
-        if self.status == "PENDING_REVIEW" and self.deadline is not None:
-            return self.deadline.due_at
-        return None
+    def _email_base(self) -> dict[str, Any]:
+        return {"technician": self._key()}
 
-    def _next_actor(self) -> str | None:
-        if self.status != "PENDING_REVIEW":
-            return None
-        return "analyst" if self.input is not None else "system"
-
-    def _transition(
-        self,
-        action: str,
-        *,
-        actor: Actor | None = None,
-        reasons: list[Reason] | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        self.seq += 1
-        self.updated_at = workflow.now()
-        workflow_id = workflow.info().workflow_id
-        row = None
-        if self.input is not None:  # a refused input may not even have a valid key
-            row = TechnicianRow(
+    def _row(self) -> dict[str, Any]:
+        if self.input is None:  # a refused input may not even have a valid key
+            return {}
+        return {
+            "technician": TechnicianRow(
                 key=self.input.key,
-                workflow_id=workflow_id,
-                status=self.status,
-                updated_at=self.updated_at,
+                workflow_id=workflow.info().workflow_id,
+                status=self.state.status,
+                updated_at=self.state.updated_at,
                 email=self.input.email,
             )
-        self.pending.append(
-            Transition(
-                workflow_id=workflow_id,
-                event_key=f"{self.seq:04d}-{action}",
-                process="technician",
-                action=action,
-                status=self.status,
-                at=self.updated_at,
-                actor=actor,
-                reasons=reasons or [],
-                data=data or {},
-                technician=row,
-            )
-        )
-        upsert_changed(
-            self.search_attributes,
-            GdStatus=self.status,
-            GdKind="technician",
-            GdTechnician=self.input.key if self.input is not None else None,
-            GdNextActor=self._next_actor(),
-            GdDueAt=self._due_at(),
-            GdSlaBreached=bool(self.sla_breaches),
-        )
-
-    def _email(self, template: str, to: list[str], *, key_step: str, **context: Any) -> None:
-        # The run id tells registrations apart: after a rejection the RT registers again
-        # under the same workflow id, and must get that run's e-mails.
-        info = workflow.info()
-        self.pending.append(
-            EmailRequest(
-                key=f"{info.workflow_id}:{key_step}:{info.run_id}",
-                template=template,
-                to=to,
-                context={"technician": self._key(), **context},
-            )
-        )
-
-    def _internal(self) -> dict[str, Any]:
-        """Context of the analysts' and supervisor's e-mails: no personal data needed."""
-        assert self.deadline is not None
-        return {
-            "request_id": self._key(),
-            "workflow_id": workflow.info().workflow_id,
-            "process": PROCESS_LABEL,
-            "step": RULE,
-            "due_at": common.iso(self.deadline.due_at),
         }
 
-    def _decide(self, actor: Actor, action: str, status: str, reasons: list[Reason]) -> None:
-        self.decisions.append(
-            Decision(at=workflow.now(), actor=actor, action=action, reasons=reasons)
-        )
-        self.status = status
+    def _search_attributes(self) -> dict[str, Any]:
+        return {
+            "GdStatus": self.state.status,
+            "GdKind": "technician",
+            "GdTechnician": self.input.key if self.input is not None else None,
+            "GdNextActor": self._next_actor(),
+            "GdDueAt": self._due_at(),
+            "GdSlaBreached": bool(self.state.sla_breaches),
+        }
 
     def _snapshot(self) -> TechnicianStatus:
+        state = self.state
         return TechnicianStatus(
             technician=self._key(),
-            status=self.status,  # type: ignore[arg-type]
+            status=state.status,  # type: ignore[arg-type]
             due_at=self._due_at(),
             next_actor=self._next_actor(),
-            sla_breaches=list(self.sla_breaches),
-            decisions=list(self.decisions),
-            deadlines=list(self.deadlines),
-            notifications=list(self.notifications),
-            refusal_reasons=list(self.refusal),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
+            sla_breaches=list(state.sla_breaches),
+            decisions=list(state.decisions),
+            deadlines=list(state.deadlines),
+            notifications=list(state.notifications),
+            refusal_reasons=list(state.refusal),
+            actions=self._actions(),
+            sequence=state.seq,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
         )
 
-    # --- query -------------------------------------------------------------------------
-
-    @workflow.query(name="status")
+    @workflow.query(name=Queries.STATUS)
     def status_query(self) -> TechnicianStatus:
         return self._snapshot()
 
-    # --- updates -----------------------------------------------------------------------
-    # A validator refuses without writing history; the handler checks again under the lock
-    # because two updates validated against the same state may both be accepted.
+    # --- updates (workflows/review.py; who and when: domain.rules.TECHNICIAN) ------------
 
-    async def _apply(
-        self, check: Callable[[Any], Any], args: Any, act: Callable[[Any], None]
-    ) -> TechnicianStatus:
-        await common.decide(self.lock, check, args, act)
-        return self._snapshot()
+    approve = common.process_update(Updates.APPROVE)
+    reject = common.process_update(Updates.REJECT)
 
-    def _require_open(self, action: str) -> None:
-        if self.status == "RECEIVED":
-            common.refuse(f"{action}: o cadastro ainda está em validação; tente novamente")
-        require_status(self.status, ("PENDING_REVIEW",), action)
-
-    def _check_approve(self, args: Any) -> TechnicianApproveArgs:
-        parsed = parse_or_refuse(TechnicianApproveArgs, args)
-        self._require_open("approve")
-        require_role(parsed.actor, DECIDERS, "approve")
-        return parsed
-
-    def _check_reject(self, args: Any) -> TechnicianRejectArgs:
-        parsed = parse_or_refuse(TechnicianRejectArgs, args)
-        self._require_open("reject")
-        require_role(parsed.actor, DECIDERS, "reject")
+    def _rules_reject(self, parsed: TechnicianRejectArgs) -> None:
         require_reasons(parsed.reasons, "reject_technician", "reasons")
-        return parsed
 
-    @workflow.update(name="approve")
-    async def approve(self, args: Any) -> TechnicianStatus:
-        return await self._apply(self._check_approve, args, self._approved)
-
-    @approve.validator
-    def _validate_approve(self, args: Any) -> None:
-        self._check_approve(args)
-
-    def _approved(self, parsed: TechnicianApproveArgs) -> None:
+    def _approve(self, parsed: TechnicianApproveArgs) -> None:
         inp = self._input()
         self._decide(parsed.actor, "approve", "APPROVED", [])
         self._transition("approved", actor=parsed.actor)
         info = workflow.info()
-        self.pending.append(
+        self.state.pending.append(
             CredentialsRequest(
                 key=f"{info.workflow_id}:credentials:{info.run_id}",
                 technician=inp.key,
@@ -408,31 +217,20 @@ class TechnicianRegistrationWorkflow:
             )
         )
 
-    @workflow.update(name="reject")
-    async def reject(self, args: Any) -> TechnicianStatus:
-        return await self._apply(self._check_reject, args, self._rejected)
-
-    @reject.validator
-    def _validate_reject(self, args: Any) -> None:
-        self._check_reject(args)
-
-    def _rejected(self, parsed: TechnicianRejectArgs) -> None:
+    def _reject(self, parsed: TechnicianRejectArgs) -> None:
         inp = self._input()
         self._decide(parsed.actor, "reject", "REJECTED", list(parsed.reasons))
         self._transition("rejected", actor=parsed.actor, reasons=list(parsed.reasons))
-        self._email(
-            "technician_rejected",
-            [inp.email],
-            key_step="rejected",
-            recipient_name=inp.name,
-            reasons=reasons_context(parsed.reasons),
-        )
+        self._queue_email(
+            "technician_rejected", [inp.email], "rejected",
+            {"recipient_name": inp.name, "reasons": reasons_context(parsed.reasons)},
+        )  # fmt: skip
 
 
 async def _send_credentials(request: CredentialsRequest) -> list[Notification]:
     try:
         results: list[EmailResult] = await workflow.execute_activity(
-            "send_technician_credentials",
+            Activities.SEND_TECHNICIAN_CREDENTIALS,
             request,
             result_type=list[EmailResult],
             **common.MAIL_OPTIONS,
