@@ -61,8 +61,9 @@ OPTIONS_ENV = "GD_BENCH_WORKER_OPTIONS"
 LOG_LEVEL_ENV = "GD_BENCH_WORKER_LOG_LEVEL"
 
 ANALYST = {"id": "ana.analista", "role": "analyst"}
-TECH = {"id": "rt.joao", "role": "technician"}
-CUSTOMER = {"id": "cliente.maria", "role": "customer"}
+# Parties of every benchmark request: its RT (council key) and its customer (CPF).
+TECH = {"id": "rt.joao", "role": "technician", "council_key": "CREA-MG-123456"}
+CUSTOMER = {"id": "cliente.maria", "role": "customer", "document": "52998224725"}
 INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
 TECHNICIAN = {"council": "CREA", "uf": "MG", "registration": "123456"}
 TECHNICIAN_INPUT = {

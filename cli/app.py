@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 import traceback
+from typing import Annotated, Optional
 
 import typer
 
 from audit.cli import audit_app, report_app
 from cli import access, demo, dev, registrations
-from cli.common import GdGroup, stderr_line
+from cli.common import COUNCIL_KEY_ENV, DOCUMENT_ENV, GdGroup, stderr_line
 
 app = typer.Typer(
     name="gd",
@@ -27,6 +28,24 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def root(
+    council_key: Annotated[
+        Optional[str],
+        typer.Option("--council-key", help="chave do RT que age (ex.: CREA-MG-123456)", envvar=COUNCIL_KEY_ENV),
+    ] = None,
+    document: Annotated[
+        Optional[str],
+        typer.Option("--document", help="CPF/CNPJ do cliente que age (só dígitos)", envvar=DOCUMENT_ENV),
+    ] = None,
+) -> None:
+    """Who acts as a party: `gd --council-key CREA-MG-123456 apr register …`."""
+    if council_key:
+        os.environ[COUNCIL_KEY_ENV] = council_key
+    if document:
+        os.environ[DOCUMENT_ENV] = document
 
 
 def mount(sub_app: typer.Typer, name: str) -> None:

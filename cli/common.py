@@ -244,8 +244,17 @@ def execute(
         )
 
 
+# A technician or customer acting on a request must say which party they are: the
+# workflows accept their actions only from the request's own RT (council key) and customer
+# (CPF/CNPJ). `gd --council-key … --document …` (root options) or these variables.
+COUNCIL_KEY_ENV = "GD_ACTOR_COUNCIL_KEY"
+DOCUMENT_ENV = "GD_ACTOR_DOCUMENT"
+
+
 def resolve_actor(as_id: str | None, role: str | None, default_role: str | None) -> Actor:
-    """`--as`/`--role`, else GD_ACTOR=role:id; the command's persona fills a missing role."""
+    """`--as`/`--role`, else GD_ACTOR=role:id; the command's persona fills a missing role.
+    A technician carries GD_ACTOR_COUNCIL_KEY, a customer GD_ACTOR_DOCUMENT (set by the
+    root options `--council-key`/`--document`)."""
     env = os.environ.get(ACTOR_ENV, "").strip()
     env_role = env_id = None
     if env:
@@ -261,7 +270,14 @@ def resolve_actor(as_id: str | None, role: str | None, default_role: str | None)
     chosen = role or (None if as_id else env_role) or default_role
     if not chosen:
         raise GdRefused("informe o papel de quem age: --role PAPEL")
-    return parse_actor({"id": actor_id, "role": chosen})
+    actor: dict[str, Any] = {"id": actor_id, "role": chosen}
+    council_key = os.environ.get(COUNCIL_KEY_ENV, "").strip()
+    document = os.environ.get(DOCUMENT_ENV, "").strip()
+    if chosen == "technician" and council_key:
+        actor["council_key"] = council_key
+    if chosen == "customer" and document:
+        actor["document"] = document
+    return parse_actor(actor)
 
 
 def resolve_docs(gd_documents: Any, specs: list[str] | None, default_kind: str | None = None) -> list[DocumentRef]:

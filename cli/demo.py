@@ -244,7 +244,9 @@ async def run_demo(gd: Any, console: Any | None) -> dict[str, Any]:
     tag = f"{datetime.now(TZ):%H%M%S}-{secrets.token_hex(2)}"
     digits = f"{secrets.randbelow(10**8):08d}"
     typed_registration = f"{digits[:2]}.{digits[2:5]}.{digits[5:]}-d"  # normalised: digits + "D"
-    a = DEMO_ACTORS
+    # Parties: the RT acts with its council key (known once registered), each customer
+    # with its own CPF/CNPJ; the workflows refuse anyone else's actions on a request.
+    a = {**DEMO_ACTORS, "customer": {**DEMO_ACTORS["customer"], "document": DEMO_CUSTOMER_CPF}}
     ids = {
         "micro": f"demo-{tag}-micro",
         "lapse": f"demo-{tag}-apr-24h",
@@ -276,6 +278,7 @@ async def run_demo(gd: Any, console: Any | None) -> dict[str, Any]:
             technician_wf,
         )
         technician = {"council": "CREA", "uf": "MG", "registration": technician_key.split("-", 2)[2]}
+        a["technician"] = {**a["technician"], "council_key": technician_key}
         await _wait_rt_in_store(gd, technician_key)
 
         refs: dict[str, Any] = {}
@@ -373,7 +376,9 @@ async def run_demo(gd: Any, console: Any | None) -> dict[str, Any]:
         )
         await run.step(
             "cliente solicita a vistoria",
-            lambda: gd.request_inspection(ids["mini"], {"id": "laticinios.serra.azul", "role": "customer"}),
+            lambda: gd.request_inspection(
+                ids["mini"], {"id": "laticinios.serra.azul", "role": "customer", "document": DEMO_COMPANY_CNPJ}
+            ),
             wf["mini"],
         )
         await run.step(

@@ -170,7 +170,7 @@ def beneficiaries_register(
         if units:
             raw["allocation"] = {"mode": mode, "units": _units_from_flags(units, mode)}
         if "actor" not in raw or as_id or role or os.environ.get(ACTOR_ENV):
-            raw["actor"] = resolve_actor(as_id, role, "customer").model_dump()
+            raw["actor"] = resolve_actor(as_id, role, "customer").model_dump(exclude_none=True)
         st = await gd.start_beneficiaries(raw)
         workflow_id = beneficiaries_workflow_id(st.request_id)
         if json_out:

@@ -20,7 +20,7 @@ from stdnum.br import cpf as stdnum_cpf
 
 MAX_DOCUMENT_BYTES = 3 * 1024 * 1024
 
-Role = Literal["customer", "technician", "analyst", "supervisor", "inspector", "system"]
+Role = Literal["customer", "technician", "analyst", "supervisor", "inspector", "auditor", "system"]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 
 DOCUMENT_KINDS: tuple[str, ...] = (

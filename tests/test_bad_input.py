@@ -556,7 +556,7 @@ def _write(directory: Path, name: str, content: str | bytes) -> Path:
 
 def _apr_register(w: World, ns: str) -> list[str]:
     docs = [x for k in APR_KINDS for x in ("--doc", f"{k}={w.docs[k]['sha256']}")]
-    return ["apr", "register", w.parked["AWAITING_APR"], "--as", "rt.joao", "--ns", ns,
+    return ["--council-key", TECH["council_key"], "apr", "register", w.parked["AWAITING_APR"], "--as", "rt.joao", "--ns", ns,
             "--protocol", w.numbers[w.parked["AWAITING_APR"]][1], *docs]
 
 

@@ -112,6 +112,9 @@ async def test_a_request_through_every_role_to_connection(stack: Stack):
                    "--council", "crea", "--uf", "mg", "--registration", f"{digits[:2]}.{digits[2:]}-d",
                    "--json")).json()  # fmt: skip
     key = f"CREA-MG-{digits}D"
+    # Parties: the RT acts with its council key, the customer with its CPF (root options'
+    # variables), or the workflows refuse them as strangers to this request.
+    stack.env.update(GD_ACTOR_COUNCIL_KEY=key, GD_ACTOR_DOCUMENT="52998224725")
     assert (rt["workflow_id"], rt["status"]) == (f"gd-technician-{key}", "PENDING_REVIEW")
     approved = (await gd(stack, "technician", "approve", f"crea-mg-{digits}-d", *ANALYST, "--json")).json()
     assert approved["status"] == "APPROVED"

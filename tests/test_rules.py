@@ -63,7 +63,7 @@ CASES = [
 ]
 
 
-def party(role: str, **overrides) -> Actor | SimpleNamespace:
+def party(role: str, **overrides) -> Actor:
     """An actor who is the request's own RT or customer when the role is one of those."""
     fields = {"id": f"{role}.1", "role": role}
     if role == "technician":
@@ -71,8 +71,6 @@ def party(role: str, **overrides) -> Actor | SimpleNamespace:
     if role == "customer":
         fields["document"] = "529.982.247-25"  # normalised to the request's digits
     fields.update(overrides)
-    if role == "auditor":  # CONTRACT.md's role, not (yet) in models.common.Role
-        return SimpleNamespace(council_key=None, document=None, **fields)
     return Actor.model_validate(fields)
 
 
