@@ -185,6 +185,9 @@ app.add_typer(
     _audit_app, name="audit", help="Auditoria: exportar o histórico, reexecutar (replay) e linha do tempo."
 )
 app.add_typer(_report_app, name="report", help="Relatórios: cumprimento dos prazos (SLA).")
+from api.cli import dev_token as _api_dev_token, serve as _api_serve  # noqa: E402 (HTTP API, issue 16)
+app.command("api")(_api_serve)
+dev_app.command("token")(_api_dev_token)
 
 
 # --- options every command shares ---------------------------------------------------------

@@ -196,6 +196,8 @@ Protocol = Annotated[str, Field(pattern=r"^\d{4}\d{6,10}$")]
 class Actor(Model):
     id: ActorId
     role: Role
+    council_key: Annotated[str, Field(max_length=64)] | None = None  # a technician's CREA-MG-123456
+    document: Annotated[str, Field(max_length=32)] | None = None  # a customer's CPF/CNPJ (digits)
 
 
 class DocumentRef(Model):
