@@ -729,8 +729,6 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
             raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
         facts = await gd.facts(workflow_id)
         if role in PARTY_ROLES and not is_party(principal, role, facts):
-            if not may_read(principal, facts):
-                raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
             raise ApiProblem(403, "party_refused", f"{update}: só {'o RT' if role == 'technician' else 'o cliente'} desta solicitação pode executar esta ação")
         return await _run_update(request, workflow_id, update, args, status)
 
@@ -942,8 +940,6 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
         facts = await gd.facts(workflow_id)
         if role == "customer":
             if not is_party(principal, "customer", facts):
-                if not may_read(principal, facts):
-                    raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
                 raise ApiProblem(403, "party_refused", "só o titular da usina cadastra as UCs recebedoras")
         if facts.customer_document and parsed.holder_document != facts.customer_document:
             raise ApiProblem(403, "party_refused", "holder_document: deve ser o titular da usina (o cliente da solicitação)")
