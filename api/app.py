@@ -724,24 +724,29 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
         workflow_id = ids.access_request_id(_check_request_id(request_id))
         body = await read_json(request)
         args = _parse(model, {**body, "actor": actor_of(principal, role)}).model_dump(mode="json", exclude_none=True)
-        status = await gd.query_status(workflow_id)
-        if status is None:
-            raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
-        facts = await gd.facts(workflow_id)
-        if role in PARTY_ROLES and not is_party(principal, role, facts):
-            raise ApiProblem(403, "party_refused", f"{update}: só {'o RT' if role == 'technician' else 'o cliente'} desta solicitação pode executar esta ação")
+        status = None
+        if role in PARTY_ROLES:
+            facts = await gd.facts(workflow_id)
+            if facts.kind is None and await gd.query_status(workflow_id) is None:
+                raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
+            if not is_party(principal, role, facts):
+                raise ApiProblem(403, "party_refused", f"{update}: só {'o RT' if role == 'technician' else 'o cliente'} desta solicitação pode executar esta ação")
         return await _run_update(request, workflow_id, update, args, status)
 
-    async def _run_update(request: Request, workflow_id: str, update: str, args: dict[str, Any], status: dict[str, Any]) -> Response:
+    async def _run_update(request: Request, workflow_id: str, update: str, args: dict[str, Any], status: dict[str, Any] | None) -> Response:
         key = request.headers.get("idempotency-key")
         if key is not None and not (1 <= len(key) <= 64 and key.isprintable() and key.isascii()):
             raise ApiProblem(422, "bad_idempotency_key", "Idempotency-Key: 1 a 64 caracteres ASCII imprimíveis",
                              [{"field": "Idempotency-Key", "code": "format", "message": "1 a 64 caracteres ASCII imprimíveis"}])
         handle = gd.temporal().get_workflow_handle(workflow_id)
         if_match = request.headers.get("if-match")
-        if if_match is not None and if_match.strip() != "*" and etag_of(status) not in [t.strip() for t in if_match.split(",")]:
+        if if_match is not None and status is None:
+            status = await gd.query_status(workflow_id)
+            if status is None:
+                raise ApiProblem(404, "not_found", "processo não encontrado")
+        if if_match is not None and status is not None and if_match.strip() != "*" and etag_of(status) not in [t.strip() for t in if_match.split(",")]:
             if key is not None and await _update_done(handle, key):
-                return _status_response(await gd.query_status(workflow_id) or status, 200)
+                return _status_response(await gd.query_status(workflow_id) or status or {}, 200)
             raise ApiProblem(412, "stale_if_match", "If-Match não confere: a solicitação mudou desde a sua leitura; leia de novo")
         try:
             await asyncio.wait_for(handle.execute_update(update, args, id=key or str(uuid.uuid4())), UPDATE_TIMEOUT_S)
@@ -762,7 +767,9 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
                 raise ApiProblem(404, "not_found", "processo não encontrado") from None
             raise gd._rpc_problem(error) from error
         current = await gd.query_status(workflow_id)
-        return _status_response(current or status, 200)
+        if current is None:
+            raise ApiProblem(404, "not_found", "processo não encontrado")
+        return _status_response(current, 200)
 
     async def _update_done(handle: Any, key: str) -> bool:
         try:
