@@ -622,6 +622,7 @@ async def up(
         loop.add_signal_handler(sig, on_signal)
 
     announce: asyncio.Task | None = None
+    api_proc: asyncio.subprocess.Process | None = None
     try:
         starting = asyncio.create_task(stack.start())
         stopping = asyncio.create_task(stop.wait())
@@ -633,17 +634,38 @@ async def up(
         stopping.cancel()
         starting.result()  # raises PortInUseError / DevStackError
         _banner(stack, console)
+        api_proc = await _start_api(stack, console)  # the HTTP API beside the worker (dev auth)
         if worker:
             announce = asyncio.create_task(_announce_worker(stack, console))
         await stack.wait(stop)
     finally:
         if announce is not None:
             announce.cancel()
+        if api_proc is not None and api_proc.returncode is None:
+            await _terminate(api_proc, signal.SIGINT, stack.stop_timeout)
         await stack.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         if stop.is_set():
             console.print("[green]✓ tudo parado.[/]")
+
+
+async def _start_api(stack: DevStack, console: Console) -> asyncio.subprocess.Process | None:
+    """`python -m api` (uvicorn) in dev auth mode, on GD_API_HOST:GD_API_PORT."""
+    env = stack.worker_env()
+    env["GD_AUTH_MODE"] = "dev"
+    host, port = env.get("GD_API_HOST", "127.0.0.1"), env.get("GD_API_PORT", "8000")
+    if not port.isdigit() or not port_is_free(host, int(port)):
+        console.print(f"[yellow]API HTTP não iniciada: a porta {host}:{port} está em uso (GD_API_PORT)[/]")
+        return None
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api", env=env, preexec_fn=_pdeathsig(),
+    )
+    console.print(
+        f"[green]✓ API HTTP[/] em http://{host}:{port}/api/v1/docs (autenticação dev: "
+        "`gd dev token --as ID --role ROLE`)", highlight=False,
+    )
+    return proc
 
 
 async def _announce_worker(stack: DevStack, console: Console) -> None:

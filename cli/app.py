@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from api import cli as api_cli
 from audit.cli import audit_app, report_app
 from cli import access, demo, dev, registrations
 from cli.common import COUNCIL_KEY_ENV, DOCUMENT_ENV, GdGroup, stderr_line
@@ -70,6 +71,8 @@ mount(registrations.beneficiaries_app, "beneficiaries")
 mount(audit_app, "audit")
 mount(report_app, "report")
 app.command("worker")(dev.worker_cmd)
+app.command("api")(api_cli.serve)  # gd api (HTTP API v1)
+dev.dev_app.command("token")(api_cli.dev_token)  # gd dev token
 app.command("demo")(demo.demo)
 
 

@@ -1,0 +1,1 @@
+"""HTTP API v1 (API.md): FastAPI app served by uvicorn through `gd api`."""

@@ -1,0 +1,131 @@
+"""The whole stack the API tests run against, all real: the Temporal dev server (the
+venv's ``temporal`` binary), a worker with the real activities (SQLite store, blob store,
+aiosmtpd SMTP sink), a local JWKS issuer, and ``gd api`` as its own uvicorn process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from models import search_attributes as sa
+from models.settings import GdSettings
+from tests.oidc_issuer import Issuer
+from tests.smtp_sink import SmtpSink
+from worker import build_dependencies, build_worker, data_converter
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    settings: GdSettings
+    issuer: Issuer
+    smtp: SmtpSink
+    base_url: str
+    deps: Any
+    api_proc: subprocess.Popen
+    api_log: Path
+
+    def http(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=60.0, **kwargs)
+
+
+def api_env(settings: GdSettings, target: str, issuer: Issuer, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "GD_TEMPORAL_ADDRESS": target,
+        "GD_NAMESPACE": settings.namespace,
+        "GD_TASK_QUEUE": settings.task_queue,
+        "GD_DATABASE_URL": settings.database_url,
+        "GD_BLOB_DIR": str(settings.blob_dir),
+        "GD_API_HOST": "127.0.0.1",
+        "GD_API_PORT": str(port),
+        "GD_AUTH_MODE": "oidc",
+        "GD_AUTH_ISSUER": issuer.url,
+        "GD_AUTH_JWKS_URL": issuer.jwks_url,
+        "GD_AUTH_JWKS_MIN_REFETCH_S": "0.2",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+async def wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: float = 40.0) -> None:
+    give_up = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=3.0) as http:
+        while time.monotonic() < give_up:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gd api exited {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"gd api not ready in {timeout} s: {log.read_text()[-2000:]}")
+
+
+@asynccontextmanager
+async def running_stack(tmp: Path) -> AsyncIterator[Stack]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=data_converter(),
+        dev_server_existing_path=str(BIN / "temporal"),
+        search_attributes=list(sa.ALL_KEYS),
+        dev_server_log_level="error",
+        ui=False,
+    )
+    smtp = SmtpSink()
+    smtp.start()
+    issuer = Issuer().start()
+    settings = GdSettings(
+        database_url=f"sqlite:///{tmp / 'gd.db'}",
+        blob_dir=tmp / "blobs",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        task_queue=f"gd-api-{uuid.uuid4().hex[:8]}",
+        mail_dir=tmp / "mail",
+    )
+    deps = build_dependencies(settings)
+    port = free_port()
+    log = tmp / "api.log"
+    target = env.client.service_client.config.target_host
+    proc = None
+    try:
+        async with env, build_worker(env.client, settings, deps=deps):
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "api"], env=api_env(settings, target, issuer, port),
+                    stdout=out, stderr=subprocess.STDOUT, cwd=tmp,
+                )
+            base_url = f"http://127.0.0.1:{port}"
+            await wait_ready(base_url, proc, log)
+            yield Stack(env, settings, issuer, smtp, base_url, deps, proc, log)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        issuer.stop()
+        smtp.stop()
