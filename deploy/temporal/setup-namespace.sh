@@ -30,7 +30,16 @@ else
   temporal operator namespace create --address "$ADDRESS" -n "$NAMESPACE" --retention "$RETENTION"
 fi
 
-existing=$(temporal operator search-attribute list --address "$ADDRESS" -n "$NAMESPACE")
+# A namespace just registered reaches the server's namespace cache some seconds later.
+tries=0
+until existing=$(temporal operator search-attribute list --address "$ADDRESS" -n "$NAMESPACE" 2>/dev/null); do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 60 ]; then
+    echo "namespace $NAMESPACE não ficou disponível" >&2
+    exit 1
+  fi
+  sleep 1
+done
 for entry in $SEARCH_ATTRIBUTES; do
   name=${entry%%:*}
   type=${entry#*:}
