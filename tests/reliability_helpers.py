@@ -13,6 +13,7 @@ restart can never apply it twice; queries and starts are retried on RPC errors.
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import asyncio
 import os
 import random
@@ -421,7 +422,7 @@ class ChaosStack:
     # --- documents ----------------------------------------------------------------------
 
     def upload_pdf(self, kind: str, salt: str = "") -> dict[str, Any]:
-        content = f"%PDF-1.7\n% {kind} {salt}\n".encode() + b"0" * 2048
+        content = make_pdf(f"{kind} {salt}")
         ref = upload(self.store, self.blobs, content, kind=kind, filename=f"{kind}.pdf")
         return ref.model_dump(mode="json")
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.limits import check_growth
     from domain.policies import Deadline
     from models.access import (
         REANALYSIS_MOTIVE,
@@ -588,6 +589,7 @@ class AccessRequestWorkflow:
             missing = [k for k in REQUIRED_APR_KINDS if k not in kinds]
             if missing:
                 refuse(f"documents: faltam documentos técnicos obrigatórios: {', '.join(missing)}")
+        check_growth(state, "register_apr", parsed)
         return parsed
 
     @workflow.update(name="register_apr")
@@ -629,6 +631,7 @@ class AccessRequestWorkflow:
         state = self._current()
         require_status(state.status, ("UNDER_ANALYSIS",), action)
         require_role(parsed.actor, DECIDERS, action)
+        check_growth(state, action, parsed)
         return parsed
 
     def _check_approve(self, args: Any) -> ApproveArgs:
@@ -717,6 +720,7 @@ class AccessRequestWorkflow:
         state = self._current()
         require_status(state.status, ("SUSPENDED", "REPROVED"), "attach_corrections")
         require_role(parsed.actor, ("technician",), "attach_corrections")
+        check_growth(state, "attach_corrections", parsed)
         return parsed
 
     @workflow.update(name="attach_corrections")
@@ -755,6 +759,7 @@ class AccessRequestWorkflow:
                 "request_reanalysis: anexe antes os documentos corrigidos no APR Web "
                 "(attach_corrections); só depois solicite a reanálise"
             )
+        check_growth(state, "request_reanalysis", parsed)
         return parsed
 
     @workflow.update(name="request_reanalysis")
@@ -798,6 +803,7 @@ class AccessRequestWorkflow:
         require_role(parsed.actor, DECIDERS, "declare_works")
         if state.works_declared:
             refuse("declare_works: obras já declaradas neste ciclo de análise")
+        check_growth(state, "declare_works", parsed)
         return parsed
 
     @workflow.update(name="declare_works")
@@ -831,6 +837,7 @@ class AccessRequestWorkflow:
         require_role(parsed.actor, DECIDERS, "pause_clock")
         if state.deadline is None or state.deadline.paused_at is not None:
             refuse("pause_clock: o prazo já está suspenso")
+        check_growth(state, "pause_clock", parsed)
         return parsed
 
     @workflow.update(name="pause_clock")
@@ -898,6 +905,7 @@ class AccessRequestWorkflow:
         state = self._current()
         require_status(state.status, ("AWAITING_ANSWER",), "answer_inquiry")
         require_role(parsed.actor, DECIDERS, "answer_inquiry")
+        check_growth(state, "answer_inquiry", parsed)
         return parsed
 
     @workflow.update(name="answer_inquiry")
@@ -929,6 +937,7 @@ class AccessRequestWorkflow:
         state = self._current()
         require_status(state.status, ("APPROVED", "INSPECTION_REPROVED"), "request_inspection")
         require_role(parsed.actor, REQUESTERS, "request_inspection")
+        check_growth(state, "request_inspection", parsed)
         return parsed
 
     @workflow.update(name="request_inspection")
@@ -959,6 +968,7 @@ class AccessRequestWorkflow:
         require_role(parsed.actor, ("inspector",), "record_inspection")
         if parsed.result == "reproved" and not parsed.findings:
             refuse("findings: uma vistoria reprovada exige ao menos uma constatação")
+        check_growth(state, "record_inspection", parsed)
         return parsed
 
     @workflow.update(name="record_inspection")
