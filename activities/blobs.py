@@ -13,8 +13,9 @@ Who may cite a document
 A hash is visible in every status, so knowing one proves nothing. ``DocumentLink`` rows
 say which workflows a document belongs to: ``upload(..., for_workflow=W)`` links it to
 ``W`` (whoever holds the bytes may use them), and the first workflow to cite a document
-nobody holds a link to claims it (``documents.resolve``). A document linked to another
-workflow cannot be cited, nor mailed out, by this one.
+nobody holds a link to claims it (``documents.resolve``). A document another workflow holds
+may still be cited (a customer's second request reuses its files) but never becomes this
+workflow's, so it is never mailed out by it (``activities/mail.py``).
 """
 
 from __future__ import annotations

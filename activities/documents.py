@@ -9,7 +9,9 @@ activity, against the store:
   by it before), or no process holds it yet, and then the citing workflow claims it;
 * its type and size are the store's (sniffed at upload), never the caller's.
 
-A document linked to another workflow is refused. The same bytes uploaded again for
+Where the document goes somewhere (an e-mail attachment) a document held only by other
+workflows is refused; at intake it may be cited (a customer's second request reuses its
+files) but does not become the new request's. The same bytes uploaded again for
 this workflow (``upload(..., for_workflow=...)``) link it here too: holding the file is
 the right to use it.
 """

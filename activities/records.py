@@ -233,11 +233,8 @@ class RecordActivities:
                         f"conteúdo armazenado ({record.content_type})",
                     )
                 )
-                continue
-            [resolved] = resolve(self.store, workflow_id, [ref], claim=False)
-            if resolved.problem and resolved.code == "document_not_owned":
-                found.append(Problem(field=field, code="document_not_owned",
-                                     message=resolved.problem))
+        # A document another request holds may be cited (a customer's second request
+        # reuses its files) but is not this request's: it is never mailed out from here.
         return found
 
     def _technician_problem(self, technician: Technician) -> Problem | None:

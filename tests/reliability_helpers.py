@@ -305,6 +305,8 @@ class ChaosStack:
         env = dict(os.environ)
         env.update(settings_env(self.settings))
         env.update(self.extra_env)
+        if "GD_ENV" not in self.extra_env:  # a test stack: no TLS relay, no codec keys needed
+            env["GD_ENV"] = "dev"
         env["PYTHONPATH"] = os.pathsep.join(
             dict.fromkeys([str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         )

@@ -105,15 +105,23 @@ async def test_an_answer_citing_another_requests_document_never_mails_it(
         assert attachment == ("resposta.pdf", "application/pdf", victim_bytes)
 
 
-async def test_intake_refuses_a_document_held_by_another_request(deps):
+def test_intake_claims_only_documents_nobody_holds(deps):
+    """A request may cite a file another request holds (a customer's second request),
+    but only a file nobody holds becomes its own."""
+    from activities.documents import holders
+
     held = upload(deps.store, deps.blobs, make_pdf("projeto alheio"), kind="electrical_project",
                   filename="projeto.pdf", for_workflow=access_request_id("dono-1"))
+    free = upload(deps.store, deps.blobs, make_pdf("rg novo"), kind="commercial_id",
+                  filename="rg.pdf")
     records = RecordActivities(deps.store, deps.blobs)
-    raw = inquiry_input("intruso-1")
-    raw["documents"] = [held.model_dump(mode="json")]
+    raw = inquiry_input("outro-1")
+    raw["documents"] = [held.model_dump(mode="json"), free.model_dump(mode="json")]
     result = records.validate_intake(
-        IntakeCheck(process="access", workflow_id=access_request_id("intruso-1"), raw=raw))
-    assert [(p.field, p.code) for p in result.problems] == [("documents[0]", "document_not_owned")]
+        IntakeCheck(process="access", workflow_id=access_request_id("outro-1"), raw=raw))
+    assert result.problems == []
+    assert holders(deps.store, held.sha256) == [access_request_id("dono-1")]
+    assert holders(deps.store, free.sha256) == [access_request_id("outro-1")]
 
 
 # --- 2. a request frozen by a file name or an unreadable blob ------------------------------
