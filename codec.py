@@ -100,12 +100,16 @@ def _check_key_id(key_id: str, variable: str) -> str:
 def parse_keys(spec: str, variable: str = ENV_KEYS) -> list[tuple[str, bytes]]:
     """``"kid:base64,kid:base64"`` → ``[(kid, key), …]`` in the given order."""
     keys: list[tuple[str, bytes]] = []
-    for item in (part.strip() for part in spec.split(",")):
+    for position, item in enumerate((part.strip() for part in spec.split(",")), start=1):
         if not item:
             continue
         key_id, sep, value = item.partition(":")
         if not sep:
-            raise CodecConfigError(f"{variable}: esperado id:chave_base64, recebido {key_id[:8]!r}…")
+            # Never echo any of it: a bare item is most likely the key itself.
+            raise CodecConfigError(
+                f"{variable}: item {position} sem id; esperado id:chave_base64 "
+                f"(ex.: k1:<chave>), recebido um valor de {len(item)} caracteres sem ':'"
+            )
         key_id = _check_key_id(key_id.strip(), variable)
         if any(existing == key_id for existing, _ in keys):
             raise CodecConfigError(f"{variable}: id de chave '{key_id}' repetido")

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -131,6 +132,8 @@ def settings_env(settings: GdSettings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if isinstance(value, (str, int, float, bool, Path)):
             env[f"GD_{name.upper()}"] = str(value)
         else:
@@ -436,6 +439,8 @@ class DevStack:
         env.update(settings_env(self.settings))
         # The worker connects where the server really listens (localhost may mean ::1).
         env["GD_TEMPORAL_ADDRESS"] = self.target
+        # A dev stack: the worker may use the local sink and payloads in clear.
+        env["GD_ENV"] = "dev"
         # `python -m worker` must import the project even from another directory.
         paths = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))

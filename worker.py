@@ -113,8 +113,22 @@ def build_worker(
     )
 
 
+class StartupRefused(SystemExit):
+    """The worker will not start with these settings (the message says why, in pt-BR)."""
+
+
+def check_startup(settings: GdSettings) -> None:
+    """Outside GD_ENV=dev: refuse a remote relay in clear and payloads in clear."""
+    from models.settings import startup_problems
+
+    problems = startup_problems(settings)
+    if problems:
+        raise StartupRefused("worker não iniciado: " + "; ".join(problems))
+
+
 async def run(settings: GdSettings | None = None) -> None:
     settings = settings or get_settings()
+    check_startup(settings)
     client = await connect(settings)
     worker = build_worker(client, settings)
     log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)

@@ -2,13 +2,26 @@
 
 Files never travel inside workflow history: they are stored once under their SHA-256
 (``root/ab/cdef…``) and processes carry ``DocumentRef`` values. A file is accepted only
-if it is not empty, is at most 3 MB, and its *content* is PDF, PNG, JPEG, DWG or DXF;
-a renamed executable (ELF, PE, Mach-O, script, zip/jar) is refused.
+if it is not empty, is at most 3 MB, and its *content* is PDF, PNG, JPEG, DWG or DXF:
+a PDF must parse (pypdf, at least one page) and an image must decode (Pillow); a file
+that only starts like one (``%PDF-`` followed by a ZIP or an HTML page) is refused, as
+is a renamed executable (ELF, PE, Mach-O, script, zip/jar). A file name, when given,
+must end in an extension of the accepted types (an allowlist), matching the content.
+
+Who may cite a document
+-----------------------
+A hash is visible in every status, so knowing one proves nothing. ``DocumentLink`` rows
+say which workflows a document belongs to: ``upload(..., for_workflow=W)`` links it to
+``W`` (whoever holds the bytes may use them), and the first workflow to cite a document
+nobody holds a link to claims it (``documents.resolve``). A document another workflow holds
+may still be cited (a customer's second request reuses its files) but never becomes this
+workflow's, so it is never mailed out by it (``activities/mail.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -18,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from activities.store import Store
 from activities.tables import DocumentRecord
-from models.common import DOCUMENT_KINDS, MAX_DOCUMENT_BYTES, DocumentRef
+from models.common import DOCUMENT_KINDS, MAX_DOCUMENT_BYTES, DocumentRef, valid_workflow_id
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MB = 1024 * 1024
@@ -47,6 +60,17 @@ _EXECUTABLE_MAGIC = (
     b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08",  # zip, jar, apk
     b"\x00asm",  # WebAssembly
 )
+# The names a file may have, by the type its content was sniffed as.
+_ALLOWED_SUFFIXES = {
+    "application/pdf": (".pdf",),
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg", ".jpe"),
+    "image/vnd.dwg": (".dwg",),
+    "image/vnd.dxf": (".dxf",),
+}
+ALLOWED_SUFFIXES_TEXT = ".pdf, .png, .jpg, .jpeg, .dwg ou .dxf"
+# What must never follow a ``%PDF-`` header: another format hiding behind it.
+_SMUGGLED = re.compile(rb"PK\x03\x04|<!doctype\s+html|<html|<script|<body|<iframe", re.I)
 _DWG = re.compile(rb"AC10\d\d")
 _DXF_TEXT = re.compile(rb"\A\s*(?:999\r?\n[^\r\n]*\r?\n\s*)*0\r?\n\s*SECTION\s*\r?\n")
 _DXF_BINARY = b"AutoCAD Binary DXF\r\n\x1a\x00"
@@ -143,16 +167,69 @@ def sniff_content_type(data: bytes, filename: str | None = None) -> str | None:
     if not data or looks_executable(data, filename):
         return None
     if data.startswith(b"%PDF-"):
-        return "application/pdf"
+        return "application/pdf" if _parses_as_pdf(data) else None
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
+        return "image/png" if _decodes_as_image(data, "PNG") else None
     if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
+        return "image/jpeg" if _decodes_as_image(data, "JPEG") else None
     if _DWG.match(data[:6]):
         return "image/vnd.dwg"
     if data.startswith(_DXF_BINARY) or _DXF_TEXT.match(data[:4096]):
         return "image/vnd.dxf"
     return None
+
+
+def _parses_as_pdf(data: bytes) -> bool:
+    """A real PDF: nothing smuggled after the header, and pypdf reads at least a page."""
+    if _SMUGGLED.search(data[:4096]):
+        return False
+    end = data.rfind(b"%%EOF")
+    if end < 0 or data[end + 5:].strip(b" \t\r\n\x00\x0c"):
+        return False  # no end marker, or something appended after it (a ZIP, a page)
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        return len(reader.pages) >= 1
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError, OSError, AssertionError):
+        return False
+
+
+def _decodes_as_image(data: bytes, image_format: str) -> bool:
+    """PNG/JPEG that Pillow opens as that format and whose data verifies."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != image_format:
+                return False
+            image.verify()
+        return True
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
+def suffix_problem(filename: str, content_type: str) -> str | None:
+    """Why ``filename`` does not fit ``content_type`` (an allowlist of extensions), or None."""
+    suffix = Path(filename).suffix.lower()
+    allowed = _ALLOWED_SUFFIXES.get(content_type, ())
+    if suffix in allowed:
+        return None
+    if not suffix or suffix not in {s for group in _ALLOWED_SUFFIXES.values() for s in group}:
+        return (f"extensão do nome de arquivo {suffix or '(nenhuma)'} não aceita; "
+                f"aceitas: {ALLOWED_SUFFIXES_TEXT}")
+    return (f"extensão {suffix} não corresponde ao conteúdo do arquivo "
+            f"({content_type}; use {allowed[0]})")
+
+
+def attachment_name(filename: str, content_type: str) -> str:
+    """The name an e-mail gives a stored document: its name with the extension of the
+    type its content was sniffed as (never a name the content does not fit)."""
+    if suffix_problem(filename, content_type) is None:
+        return filename
+    return f"{Path(filename).stem or 'documento'}{_EXTENSIONS[content_type]}"
 
 
 def _size_text(size: int) -> str:
@@ -180,11 +257,16 @@ def upload(
     *,
     kind: str,
     filename: str | None = None,
+    for_workflow: str | None = None,
 ) -> DocumentRef:
     """Check a file, store it once (blob + ``DocumentRecord``) and return its reference.
 
+    ``for_workflow`` (a workflow id, e.g. ``gd-request-SOL-1``) links the document to that
+    process, which may then cite it even if another process cited the same bytes first.
+
     Raises ``UploadRefused`` (one pt-BR message naming the rule) and stores nothing when
-    the kind is unknown, the file is empty, larger than 3 MB, or not an accepted type.
+    the kind is unknown, the file is empty, larger than 3 MB, not an accepted type (by
+    parsing it), or named with an extension outside the allowlist or not its type's.
     """
     if kind not in DOCUMENT_KINDS:
         raise UploadRefused(
@@ -220,11 +302,20 @@ def upload(
     if content_type is None:
         hint = " (arquivo executável renomeado?)" if looks_executable(data, name) else ""
         raise UploadRefused(f"conteúdo não é {ACCEPTED_TYPES_TEXT}{hint}")
+    if name is not None and (problem := suffix_problem(name, content_type)):
+        raise UploadRefused(problem)
+    if for_workflow is not None and not valid_workflow_id(for_workflow):
+        raise UploadRefused("processo de destino inválido (id com mais de 200 caracteres "
+                            "ou com caracteres de controle)")
 
     digest = blobs.put(data)
     if name is None:
         name = f"{kind}-{digest[:12]}{_EXTENSIONS[content_type]}"
     _record_document(store, digest, kind=kind, filename=name, size=size, content_type=content_type)
+    if for_workflow is not None:
+        from activities.documents import link
+
+        link(store, digest, for_workflow, source="upload")
     return DocumentRef(
         sha256=digest, kind=kind, filename=name, size=size, content_type=content_type
     )

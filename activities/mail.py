@@ -52,11 +52,12 @@ import aiosmtplib
 import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.blobs import BlobStore
+from activities.blobs import BlobStore, attachment_name
+from activities.documents import resolve
 from activities.store import Store
 from activities.tables import Outbox, TechnicianRecord, TechnicianSecret
 from models.activities import CredentialsRequest, EmailRequest, EmailResult
@@ -73,6 +74,10 @@ MESSAGE_ID_DOMAIN = "gd.cemig.local"
 # password at first login, the APR link is meant to be used at once).
 AGV_PASSWORD_TTL = timedelta(days=30)
 APR_TOKEN_TTL = timedelta(hours=72)
+# One e-mail carries each document once, and at most this many bytes of attachments
+# (before base64): 15 MB, about 20 MB on the wire, under common relays' 25 MB limit.
+MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024
+MAX_KEY_CHARS = 300  # the outbox's key column
 
 
 class TemplateInfo(NamedTuple):
@@ -499,6 +504,13 @@ class MailActivities:
         return await self._deliver(out)
 
     async def _deliver(self, out: _Outgoing) -> EmailResult:
+        """Deliver once per key. No input may make this retry forever: only SMTP (and the
+        store's own connection) failures are retried, and at most the retry policy's
+        ``maximum_attempts`` times; anything else is a permanent failure: raised as a
+        non-retryable error before the outbox claim, recorded ``refused`` after it."""
+        if len(out.key) > MAX_KEY_CHARS or not all(32 < ord(c) < 127 for c in out.key):
+            raise _non_retryable(f"e-mail: chave inválida ({len(out.key)} caracteres; até "
+                                 f"{MAX_KEY_CHARS} ASCII visíveis)", "InvalidKey")
         # One read: is the key settled already, and where do the RTs' e-mails go.
         with self.store.connection(write=False) as conn:
             settled = self._settled(conn, out.key)
@@ -509,7 +521,13 @@ class MailActivities:
             return settled
         if not out.recipients:
             raise _non_retryable(f"e-mail {out.key}: no recipients", "NoRecipients")
-        message = self._compose(out)  # everything fallible happens before the claim
+        try:  # everything fallible happens before the claim
+            message = self._compose(out)
+        except (ApplicationError, DBAPIError):
+            raise  # already decided, or the store is down (retried)
+        except Exception as error:  # noqa: BLE001 - a bad name or an unreadable blob
+            raise _non_retryable(f"e-mail {out.key}: falha permanente ao preparar a "
+                                 f"mensagem ({type(error).__name__})", "MailInternalError") from None
         settled = self._claim(out)
         if settled is not None:
             self._log(out, settled.status)
@@ -517,12 +535,22 @@ class MailActivities:
         try:
             errors, _ = await self._smtp_send(message, out)
         except SmtpTransientError as error:
+            attempts = _final_attempt()
+            if attempts is not None:  # the last one the retry policy allows: give up
+                result = self._refuse(out, f"desistência após {attempts} tentativa(s); "
+                                      f"última falha: {error}")
+                self._log(out, "refused")
+                return result
             self._note(out.key, str(error))
             self._log(out, "retry")
             raise ApplicationError(f"e-mail {out.key}: SMTP temporariamente indisponível: "
                                    f"{error}", type="SmtpTransient") from None
         except _Refused as refusal:
             result = self._refuse(out, refusal.detail)
+            self._log(out, "refused")
+            return result
+        except Exception as error:  # noqa: BLE001 - not SMTP: retrying cannot help
+            result = self._refuse(out, f"falha permanente ao enviar ({type(error).__name__})")
             self._log(out, "refused")
             return result
         detail = None
@@ -647,8 +675,8 @@ class MailActivities:
         message (measured: 1.8 against 0.6 ms with flattening), the largest part of an
         e-mail's CPU after the store. Non-ASCII headers are RFC 2047 words, the bodies
         quoted-printable UTF-8."""
-        files = [(ref, self._attachment(out.key, ref)) for ref in out.attachments]
-        context = {**out.context, "attachment_names": [ref.filename for ref in out.attachments]}
+        files = self._attachments(out)
+        context = {**out.context, "attachment_names": [name for name, _, _ in files]}
         try:
             rendered = render(out.template, context, links=default_links(self.settings))
         except TemplateContextError as error:
@@ -657,13 +685,13 @@ class MailActivities:
             MIMEText(rendered.text, "plain", _UTF8_QP), MIMEText(rendered.html, "html", _UTF8_QP)])
         if files:
             message = MIMEMultipart("mixed", _subparts=[message])
-            for ref, data in files:
-                maintype, _, subtype = ref.content_type.partition("/")
+            for name, content_type, data in files:
+                maintype, _, subtype = content_type.partition("/")
                 part = MIMEBase(maintype, subtype)
                 part.set_payload(data)
                 encode_base64(part)
                 part.add_header("Content-Disposition", "attachment",
-                                filename=_header_param(ref.filename))
+                                filename=_header_param(name))
                 message.attach(part)
         message["From"] = out.sender
         message["To"] = ", ".join(out.to)
@@ -677,6 +705,40 @@ class MailActivities:
         message["Auto-Submitted"] = "auto-generated"
         message["Content-Language"] = "pt-BR"
         return message
+
+    def _attachments(self, out: _Outgoing) -> list[tuple[str, str, bytes]]:
+        """(name, content type, bytes) of each attachment, resolved from the store.
+
+        Each document once (by hash); each must be stored and belong to the workflow
+        that sends the e-mail (``activities/documents.py``), or nothing is sent; the
+        type is the one sniffed at upload and the name carries its extension; all of
+        them together at most ``MAX_ATTACHMENT_BYTES``."""
+        unique: dict[str, DocumentRef] = {}
+        for ref in out.attachments:
+            unique.setdefault(ref.sha256, ref)
+        if not unique:
+            return []
+        owner = _sending_workflow(out.key)
+        files: list[tuple[str, str, bytes]] = []
+        total = 0
+        for resolved in resolve(self.store, owner, list(unique.values())):
+            ref = resolved.ref
+            if resolved.code == "document_unknown":
+                raise _non_retryable(f"e-mail {out.key}: attachment {ref.sha256[:12]}… not in "
+                                     f"the document store", "AttachmentMissing")
+            if resolved.problem:
+                raise _non_retryable(f"e-mail {out.key}: anexo recusado: {resolved.problem}",
+                                     "AttachmentRefused")
+            assert resolved.content_type is not None and resolved.size is not None
+            total += resolved.size
+            if total > MAX_ATTACHMENT_BYTES:
+                raise _non_retryable(
+                    f"e-mail {out.key}: anexos somam mais de {MAX_ATTACHMENT_BYTES // 2**20} MB "
+                    "(limite por e-mail)", "AttachmentsTooLarge")
+            data = self._attachment(out.key, ref)
+            files.append((attachment_name(ref.filename, resolved.content_type),
+                          resolved.content_type, data))
+        return files
 
     def _attachment(self, key: str, ref: DocumentRef) -> bytes:
         try:
@@ -723,6 +785,58 @@ class MailActivities:
     @staticmethod
     def _log(out: _Outgoing, status: str) -> None:
         log.info("mail key=%s template=%s status=%s", out.key, out.template, status)
+
+
+def _sending_workflow(key: str) -> str:
+    """The workflow an e-mail is sent for: the one that scheduled this activity (the
+    server says so), else (called directly) the key's first part."""
+    if activity.in_activity():
+        workflow_id = activity.info().workflow_id
+        if workflow_id:
+            return workflow_id
+    return key.split(":", 1)[0]
+
+
+def _final_attempt() -> int | None:
+    """The attempt number when this run is the last the retry policy allows, else None."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    limit = info.retry_policy.maximum_attempts if info.retry_policy else 0
+    return info.attempt if limit and info.attempt >= limit else None
+
+
+class SecretRefused(ValueError):
+    """A secret sent to an RT that cannot be used (pt-BR message)."""
+
+
+def redeem_secret(store: Store, technician: str, kind: str, secret: str, *,
+                  now: datetime | None = None) -> None:
+    """Use a secret once: the APR set-password token (72 h) or the AGV password (30 days).
+
+    Raises ``SecretRefused`` when none was issued, it does not match, it expired, or it
+    was used already; on success marks it used in the same transaction, so a second
+    use (even a concurrent one) is refused."""
+    now = now or _now()
+    mine = (_SECRETS.c.technician == technician) & (_SECRETS.c.kind == kind)
+    with store.connection() as conn:
+        row = conn.execute(sa.select(_SECRETS.c.id, _SECRETS.c.secret_hash,
+                                     _SECRETS.c.expires_at, _SECRETS.c.used_at)
+                           .where(mine).with_for_update()).first()
+        if row is None or not verify_secret(secret, row.secret_hash):
+            raise SecretRefused("código inválido: peça um novo cadastro de senha")
+        if row.used_at is not None:
+            raise SecretRefused("código já utilizado: cada código vale uma única vez")
+        expires = row.expires_at
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)
+        if expires is not None and now >= expires:
+            raise SecretRefused("código expirado: o prazo de validade terminou; peça um novo")
+        done = conn.execute(_SECRETS.update().where(_SECRETS.c.id == row.id,
+                                                    _SECRETS.c.used_at.is_(None))
+                            .values(used_at=now))
+        if done.rowcount != 1:
+            raise SecretRefused("código já utilizado: cada código vale uma única vez")
 
 
 class _Refused(Exception):

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 
 from activities.blobs import BlobStore
+from activities.documents import resolve
 from activities.store import Store
 from activities.tables import (
     BeneficiaryAllocation,
@@ -41,7 +42,15 @@ from models.activities import (
     Transition,
 )
 from models.beneficiaries import BeneficiaryInput
-from models.common import DocumentRef, Problem, Technician, parse_or_problems
+from models.common import (
+    MAX_WORKFLOW_ID,
+    DocumentRef,
+    Problem,
+    Technician,
+    parse_or_problems,
+    valid_workflow_id,
+)
+from models.ids import access_request_id
 from models.technician import TechnicianInput
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -56,6 +65,22 @@ _STATUS_TEXT = {
     "REJECTED": "reprovado",
     "REFUSED": "recusado",
 }
+
+
+# An intake refusal lists at most this many problems (a start with thousands of bad
+# documents must not produce a result larger than the payload limit).
+MAX_PROBLEMS = 50
+
+
+def cap_problems(problems: list[Problem]) -> list[Problem]:
+    """The first ``MAX_PROBLEMS`` problems, and one more line saying how many were left."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    left = len(problems) - MAX_PROBLEMS
+    return problems[:MAX_PROBLEMS] + [Problem(
+        field="", code="too_many_problems",
+        message=f"e mais {left} problema(s) não listado(s): corrija os anteriores e envie "
+        "de novo")]
 
 
 def _aware(value: datetime) -> datetime:
@@ -97,8 +122,14 @@ class RecordActivities:
         Store checks run on every part that is well-formed on its own, even when another
         part failed, so the caller learns everything in one answer.
         """
+        if not valid_workflow_id(check.workflow_id):
+            # Never echoed: the id is what is wrong, and it may carry line breaks.
+            return IntakeResult(problems=[Problem(
+                field="workflow_id", code="workflow_id_invalid",
+                message=f"id do processo inválido: até {MAX_WORKFLOW_ID} caracteres ASCII "
+                "visíveis, sem espaços nem quebras de linha")])
         if check.process == "access":
-            model, problems = self._check_access(check.raw)
+            model, problems = self._check_access(check.raw, check.workflow_id)
         elif check.process == "technician":
             model, problems = self._check_technician(check.raw)
         else:
@@ -111,7 +142,10 @@ class RecordActivities:
             ",".join(sorted({p.code for p in problems})) or "-",
         )
         if problems or model is None:
-            return IntakeResult(problems=problems, normalized=None)
+            return IntakeResult(problems=cap_problems(problems), normalized=None)
+        if check.process == "access":
+            # Accepted: the request now holds the documents it cited (claims them).
+            resolve(self.store, check.workflow_id, list(model.documents))  # type: ignore[union-attr]
         return IntakeResult(problems=[], normalized=model.model_dump(mode="json"))
 
     def _check_technician(self, raw: Any) -> tuple[TechnicianInput | None, list[Problem]]:
@@ -127,9 +161,19 @@ class RecordActivities:
             )
         return model, problems
 
-    def _check_access(self, raw: Any) -> tuple[AccessRequestInput | None, list[Problem]]:
+    def _check_access(
+        self, raw: Any, workflow_id: str
+    ) -> tuple[AccessRequestInput | None, list[Problem]]:
         model, problems = parse_or_problems(AccessRequestInput, raw)
         data = _as_dict(raw) or {}
+        request_id = model.request_id if model is not None else data.get("request_id")
+        if isinstance(request_id, str) and not any(p.field == "request_id" for p in problems):
+            expected = access_request_id(request_id)
+            # The id is what makes request_by_request_id find this request and no other.
+            if expected != workflow_id:
+                problems.append(Problem(
+                    field="request_id", code="workflow_id_mismatch",
+                    message=f"o id do processo deve ser {expected}"))
         if model is not None:
             documents = list(enumerate(model.documents))
             kind = model.kind
@@ -138,22 +182,24 @@ class RecordActivities:
             raw_docs = data.get("documents")
             documents = []
             if isinstance(raw_docs, list):
-                for i, item in enumerate(raw_docs):
+                for i, item in enumerate(raw_docs[:MAX_PROBLEMS + 1]):
                     ref = _parse_alone(DocumentRef, item)
                     if ref is not None:
                         documents.append((i, ref))
             kind = data.get("kind")
             technician = _parse_alone(Technician, data.get("technician"))
-        problems.extend(self._document_problems(documents))
+        problems.extend(self._document_problems(documents, workflow_id))
         if kind == "request" and technician is not None:
             problem = self._technician_problem(technician)
             if problem:
                 problems.append(problem)
         return model, problems
 
-    def _document_problems(self, documents: list[tuple[int, DocumentRef]]) -> list[Problem]:
+    def _document_problems(
+        self, documents: list[tuple[int, DocumentRef]], workflow_id: str
+    ) -> list[Problem]:
         found: list[Problem] = []
-        for i, ref in documents:
+        for i, ref in documents[:MAX_PROBLEMS + 1]:
             field = f"documents[{i}]"
             label = f"documento {ref.kind} (sha256 {ref.sha256[:12]}…)"
             if not self.blobs.exists(ref.sha256):
@@ -187,6 +233,8 @@ class RecordActivities:
                         f"conteúdo armazenado ({record.content_type})",
                     )
                 )
+        # A document another request holds may be cited (a customer's second request
+        # reuses its files) but is not this request's: it is never mailed out from here.
         return found
 
     def _technician_problem(self, technician: Technician) -> Problem | None:
@@ -297,7 +345,23 @@ class RecordActivities:
 
     @activity.defn(name="record_transition")
     def record_transition(self, t: Transition) -> None:
-        """Append the event once and upsert the projections, in one transaction."""
+        """Append the event once and upsert the projections, in one transaction.
+
+        A workflow id the store cannot hold (over 200 characters, control characters)
+        is never written: the transition is dropped with a warning (no id in the log).
+        The documents an access request cites become its own when nobody holds them."""
+        if not valid_workflow_id(t.workflow_id):
+            activity.logger.warning(
+                "transition dropped: invalid workflow id (%d characters) event=%s",
+                len(t.workflow_id), t.event_key[:40].encode("unicode_escape").decode())
+            return
+        if t.process == "access" and t.documents:
+            refused = [r for r in resolve(self.store, t.workflow_id, list(t.documents))
+                       if r.problem]
+            if refused:
+                activity.logger.warning(
+                    "transition cites documents it does not hold: workflow=%s event=%s count=%d",
+                    t.workflow_id, t.event_key, len(refused))
         try:
             with self.store.session() as s:
                 if _event_exists(s, t.workflow_id, t.event_key):

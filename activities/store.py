@@ -255,8 +255,13 @@ class Store:
             return s.get(RequestRecord, workflow_id)
 
     def request_by_request_id(self, request_id: str, kind: str | None = None) -> RequestRecord | None:
+        """The request started under its own id (``gd-request-{request_id}``): a record
+        written by a process started under another id never shadows it."""
         with self.session(write=False) as s:
-            query = select(RequestRecord).where(RequestRecord.request_id == request_id)
+            query = select(RequestRecord).where(
+                RequestRecord.request_id == request_id,
+                RequestRecord.workflow_id == f"gd-request-{request_id}",
+            )
             if kind is not None:
                 query = query.where(RequestRecord.kind == kind)
             return s.exec(query.order_by(RequestRecord.updated_at.desc())).first()  # type: ignore[attr-defined]

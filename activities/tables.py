@@ -146,6 +146,34 @@ class DocumentRecord(SQLModel, table=True):
     )
 
 
+class DocumentLink(SQLModel, table=True):
+    """Which workflows a stored document belongs to (see ``activities/documents.py``).
+
+    ``source``: ``upload`` (uploaded for that workflow: many may hold the same bytes) or
+    ``claimed`` (first cited by that workflow while nobody held it: at most one, by a
+    partial unique index, so two concurrent first citations cannot both win)."""
+
+    __tablename__ = "document_link"
+    __table_args__ = (
+        sa.UniqueConstraint("sha256", "workflow_id", name="uq_document_link"),
+        sa.Index(
+            "uq_document_claimed",
+            "sha256",
+            unique=True,
+            sqlite_where=sa.text("source = 'claimed'"),
+            postgresql_where=sa.text("source = 'claimed'"),
+        ),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    sha256: str = Field(index=True, min_length=64, max_length=64)
+    workflow_id: str = Field(max_length=200)
+    source: str = Field(max_length=16)
+    linked_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
 class Outbox(SQLModel, table=True):
     """One e-mail per idempotency key (used by activities/mail.py)."""
 
@@ -252,6 +280,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     RequestRecord,
     EventRecord,
     DocumentRecord,
+    DocumentLink,
     Outbox,
     TechnicianRecord,
     TechnicianSecret,

@@ -35,6 +35,7 @@ code path (``audit.replay.replay``; ``temporalio.worker.Replayer`` if that is mi
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import argparse
 import asyncio
 import contextlib
@@ -135,8 +136,7 @@ def proc_peak_rss_mb(pid: int) -> float:
 
 
 def pdf(kind: str) -> bytes:
-    head = f"%PDF-1.7\n% gd bench {kind}\n".encode()
-    return head + b"0" * (2048 - len(head))
+    return make_pdf(f"gd bench {kind}", 2048)
 
 
 def request_payload(request_id: str, docs: dict[str, dict]) -> dict[str, Any]:

@@ -95,6 +95,11 @@ class Transition(Model):
     allocation: AllocationRecord | None = None
 
 
+# Attempts of one e-mail before it is given up and recorded refused (workflows'
+# MAIL_OPTIONS; the activity's last attempt records the refusal).
+MAIL_MAX_ATTEMPTS = 2000
+
+
 class EmailRequest(Model):
     key: str  # workflow id + step + cycle: the message is delivered once per key
     template: str

@@ -166,6 +166,30 @@ def _sha256(value: str) -> str:
     return lower
 
 
+def _filename(value: str) -> str:
+    """A file name as the blob store keeps it (``activities.blobs._clean_filename``): one
+    name, no folder, no control character (a CR/LF would break the e-mail's headers)."""
+    if any(ord(c) < 32 or ord(c) == 127 or unicodedata.category(c) in ("Zl", "Zp")
+           for c in value):
+        raise _fail("filename_control", "nome de arquivo não pode conter quebras de linha nem "
+                    "caracteres de controle")
+    if "/" in value or "\\" in value:
+        raise _fail("filename_path", "nome de arquivo não pode conter '/' nem '\\' (só o nome, "
+                    "sem pasta)")
+    if value in (".", ".."):
+        raise _fail("filename_path", "nome de arquivo inválido")
+    return value
+
+
+def valid_workflow_id(value: str) -> bool:
+    """What the store and the e-mail headers accept as a workflow id: at most 200
+    characters (the store's columns), printable ASCII only (no CR/LF to inject headers)."""
+    return 0 < len(value) <= MAX_WORKFLOW_ID and all(32 < ord(c) < 127 for c in value)
+
+
+MAX_WORKFLOW_ID = 200
+
+
 def _known(allowed: tuple[str, ...], what: str):
     def check(value: str) -> str:
         if value not in allowed:
@@ -210,7 +234,7 @@ class Actor(Model):
 class DocumentRef(Model):
     sha256: Sha256
     kind: Annotated[str, AfterValidator(_known(DOCUMENT_KINDS, "tipo de documento"))]
-    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    filename: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_filename)]
     size: Annotated[int, Field(gt=0, le=MAX_DOCUMENT_BYTES)]
     content_type: Annotated[str, AfterValidator(_known(CONTENT_TYPES, "tipo de conteúdo"))]
 

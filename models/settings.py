@@ -5,7 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Relays a worker may reach without TLS: this machine only.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class GdSettings(BaseSettings):
@@ -19,6 +23,16 @@ class GdSettings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_timeout_s: float = 10.0
+    # TLS to the relay: STARTTLS on a plain port (587) or implicit TLS (465).
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_local_hostname: str | None = None
+    # "dev" (set by `gd dev up` and the tests) allows what production refuses at start-up:
+    # a remote relay in clear, payloads in clear (no GD_CODEC_KEYS). Anything else is
+    # production.
+    env: str = "production"
     policy: str = "seed"
     mail_dir: Path = Path("var/mail")
     # Senders named in the distributor's guide (DOMAIN.md, technician registration).
@@ -33,6 +47,32 @@ class GdSettings(BaseSettings):
     billing_cycle_months: int = 1
     # Analysis cycles before AccessRequest continues as new (bounded history).
     cycles_per_run: int = 5
+
+
+def startup_problems(settings: GdSettings, environ: dict[str, str] | None = None) -> list[str]:
+    """Why a worker must not start with these settings (pt-BR, one line each); none in dev.
+
+    Outside dev: e-mails carry credentials and personal data, so a relay that is not this
+    machine needs TLS; and payloads carry personal data, so GD_CODEC_KEYS must be set."""
+    import os
+
+    if settings.env.strip().lower() == "dev":
+        return []
+    environ = os.environ if environ is None else environ
+    problems = []
+    if settings.smtp_host.strip().lower() not in LOCAL_HOSTS and not (
+        settings.smtp_starttls or settings.smtp_ssl
+    ):
+        problems.append(
+            f"GD_SMTP_HOST={settings.smtp_host} não é local e o envio seria sem TLS: defina "
+            "GD_SMTP_STARTTLS=true (porta 587) ou GD_SMTP_SSL=true (porta 465), ou GD_ENV=dev"
+        )
+    if not (environ.get("GD_CODEC_KEYS") or environ.get("GD_CODEC_KEY")):
+        problems.append(
+            "GD_CODEC_KEYS não definida: fora de GD_ENV=dev os payloads devem ser cifrados "
+            "(gere uma chave com `python -m codec new-key`)"
+        )
+    return problems
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from models.acks import UpdateAck
 
+from tests.pdf_fixture import make_pdf
 import asyncio
 import os
 import random
@@ -308,6 +309,8 @@ class ChaosStack:
         env = dict(os.environ)
         env.update(settings_env(self.settings))
         env.update(self.extra_env)
+        if "GD_ENV" not in self.extra_env:  # a test stack: no TLS relay, no codec keys needed
+            env["GD_ENV"] = "dev"
         env["PYTHONPATH"] = os.pathsep.join(
             dict.fromkeys([str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         )
@@ -425,7 +428,7 @@ class ChaosStack:
     # --- documents ----------------------------------------------------------------------
 
     def upload_pdf(self, kind: str, salt: str = "") -> dict[str, Any]:
-        content = f"%PDF-1.7\n% {kind} {salt}\n".encode() + b"0" * 2048
+        content = make_pdf(f"{kind} {salt}")
         ref = upload(self.store, self.blobs, content, kind=kind, filename=f"{kind}.pdf")
         return ref.model_dump(mode="json")
 

@@ -8,6 +8,7 @@ PostgreSQL fails the tests (it is never skipped).
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf, make_png
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -112,12 +113,11 @@ def make_cpf(base: int) -> str:
 
 
 def pdf_bytes(size: int = 2048, salt: str = "") -> bytes:
-    head = f"%PDF-1.7\n% {salt}\n".encode()
-    return head + b"0" * max(0, size - len(head))
+    return make_pdf(f"gd {salt}", size)
 
 
 def png_bytes(salt: str = "") -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + f"IHDR {salt}".encode() + b"\x00" * 64
+    return make_png(f"gd {salt}")
 
 
 def upload_pdf(store: Store, blobs: BlobStore, kind: str = "commercial_id", salt: str = "") -> DocumentRef:

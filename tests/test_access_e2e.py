@@ -3,6 +3,7 @@ temporary folder, e-mails delivered to a real SMTP server (aiosmtpd) and parsed 
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import asyncio
 import re
 from datetime import timedelta
@@ -34,9 +35,7 @@ CUSTOMER_EMAIL = "maria.souza@example.com.br"
 
 
 def pdf(label: str) -> bytes:
-    return (
-        b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\n% " + label.encode() + b"\ntrailer<<>>\n%%EOF\n"
-    )
+    return make_pdf(label)
 
 
 @pytest.fixture

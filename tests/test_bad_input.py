@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from models.acks import UpdateAck
 
+from tests.pdf_fixture import make_pdf
 import asyncio
 import json
 import os
@@ -139,7 +140,7 @@ async def world(env, tmp_path_factory):
         async with build_worker(client, settings, deps=deps):
             # Documents, uploaded the way the CLI does.
             for kind in ("commercial_id", "parecer", "correction", *APR_KINDS):
-                content = f"%PDF-1.7\n% {kind}\n".encode() + b"0" * 1024
+                content = make_pdf(kind)
                 w.docs[kind] = upload(w.store, w.blobs, content, kind=kind,
                                       filename=f"{kind}.pdf").model_dump(mode="json")
             # One approved RT, one waiting for review.
@@ -447,8 +448,7 @@ async def test_technician_update_refused(world: World, case, name, args, fragmen
 
 
 def _pdf(size: int) -> bytes:
-    head = b"%PDF-1.7\n"
-    return head + b"0" * (size - len(head))
+    return make_pdf("upload", size)
 
 
 UPLOAD_CASES: list[tuple[str, bytes, str, str, str]] = [

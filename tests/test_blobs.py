@@ -12,6 +12,7 @@ from activities.blobs import BlobStore, UploadRefused, sniff_content_type, uploa
 from activities.store import Store
 from activities.tables import DocumentRecord
 from models.common import MAX_DOCUMENT_BYTES, DocumentRef
+from tests.pdf_fixture import make_jpeg, make_pdf, make_png
 from tests.store_fixtures import (  # noqa: F401
     blobs,
     count_files,
@@ -72,9 +73,17 @@ def test_path_refuses_anything_but_a_sha256(blobs: BlobStore) -> None:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (b"%PDF-1.4\n...", "application/pdf"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png"),
-        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
+        (make_pdf("projeto"), "application/pdf"),
+        (make_png("planta"), "image/png"),
+        (make_jpeg("foto"), "image/jpeg"),
+        # Only the first bytes of a type: not a file of that type (pypdf, Pillow).
+        (b"%PDF-1.4\n...", None),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", None),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", None),
+        # A PDF header hiding a ZIP or an HTML page, or a real PDF with a ZIP appended.
+        (b"%PDF-1.4\nPK\x03\x04\x14\x00\x00\x00" + b"\x00" * 64, None),
+        (b"%PDF-1.7\n<!DOCTYPE html><html><script>alert(1)</script></html>", None),
+        (make_pdf("projeto") + b"PK\x05\x06" + b"\x00" * 18, None),
         (b"AC1032\x00\x00\x00", "image/vnd.dwg"),
         (b"AC1015\x00\x00\x00", "image/vnd.dwg"),
         (b"  0\nSECTION\n  2\nHEADER\n", "image/vnd.dxf"),
@@ -106,8 +115,8 @@ def test_sniff_refuses_executables_whatever_their_name(data: bytes) -> None:
 
 
 def test_sniff_refuses_executable_names() -> None:
-    assert sniff_content_type(b"%PDF-1.4\n", "projeto.pdf") == "application/pdf"
-    assert sniff_content_type(b"%PDF-1.4\n", "projeto.exe") is None
+    assert sniff_content_type(make_pdf("x"), "projeto.pdf") == "application/pdf"
+    assert sniff_content_type(make_pdf("x"), "projeto.exe") is None
 
 
 # --- upload -------------------------------------------------------------------------
@@ -131,8 +140,14 @@ def _assert_nothing_stored(store: Store, blobs: BlobStore) -> None:
         (b"just some text, not a drawing", "other", "notes.pdf", NOT_ACCEPTED),
         (b"", "commercial_id", "rg.pdf", "arquivo vazio"),
         (pdf_bytes(), "selfie", "me.pdf", "tipo de documento 'selfie' desconhecido"),
+        (b"%PDF-1.4\nPK\x03\x04" + b"\x00" * 64, "electrical_project", "projeto.pdf", NOT_ACCEPTED),
+        (pdf_bytes(), "electrical_project", "projeto.html",
+         "extensão do nome de arquivo .html não aceita; aceitas: .pdf, .png, .jpg, .jpeg, .dwg ou .dxf"),
+        (pdf_bytes(), "electrical_project", "projeto.png",
+         "extensão .png não corresponde ao conteúdo do arquivo (application/pdf; use .pdf)"),
     ],
-    ids=["4MB", "3MB+1", "elf-renamed", "text", "empty", "unknown-kind"],
+    ids=["4MB", "3MB+1", "elf-renamed", "text", "empty", "unknown-kind", "pdf-zip",
+         "html-name", "png-name-pdf-content"],
 )
 def test_upload_refusals_store_nothing(
     store: Store, blobs: BlobStore, tmp_path: Path,

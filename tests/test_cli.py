@@ -5,6 +5,7 @@ documents go to a real blob store and SQLite file in tmp_path."""
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,7 +39,7 @@ CONTRACT_COMMANDS = [
 
 
 def pdf(label: str) -> bytes:
-    return f"%PDF-1.4\n% {label}\n%%EOF\n".encode()
+    return make_pdf(label)
 
 
 def access_status(**overrides: Any) -> AccessStatus:

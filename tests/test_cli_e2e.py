@@ -10,6 +10,7 @@ corrections, reanalysis, parecer, vistoria, connection — and the lists find it
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import asyncio
 import json
 import os
@@ -96,7 +97,7 @@ async def eventually_listed(stack: Stack, args: list[str], request_id: str, stat
 
 
 def write_pdf(path: Path, label: str) -> str:
-    path.write_bytes(f"%PDF-1.4\n% {label} {uuid.uuid4().hex}\n%%EOF\n".encode())
+    path.write_bytes(make_pdf(f"{label} {uuid.uuid4().hex}"))
     return str(path)
 
 

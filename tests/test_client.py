@@ -5,6 +5,7 @@ store, blob store, SMTP sink) on the suite's Temporal server."""
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -48,7 +49,7 @@ class NoServer:
 
 
 def pdf(label: str) -> bytes:
-    return f"%PDF-1.4\n% {label} {uuid.uuid4().hex}\n%%EOF\n".encode()
+    return make_pdf(f"{label} {uuid.uuid4().hex}")
 
 
 def technician_input(registration: str) -> dict:

@@ -5,6 +5,7 @@ Real aiosmtpd server (tests/smtp_sink.py), real SQLite file in tmp_path.
 
 from __future__ import annotations
 
+from tests.pdf_fixture import make_pdf
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.blobs import BlobStore
+from activities.blobs import BlobStore, upload
 from activities.mail import (
     COMMON_KEYS,
     TEMPLATE_DIR,
@@ -42,7 +43,7 @@ from tests.smtp_sink import SmtpSink, free_port
 
 CUSTOMER = "maria.silva@example.com"
 TECHNICIAN_EMAIL = "joao.souza@example.com"
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n" + bytes(range(256)) * 4
+PDF = make_pdf("parecer de acesso", 1800)
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -111,10 +112,9 @@ def outbox(store: Store, key: str) -> Outbox | None:
         return session.get(Outbox, key)
 
 
-def parecer_ref(blobs: BlobStore) -> DocumentRef:
-    sha = blobs.put(PDF)
-    return DocumentRef(sha256=sha, kind="parecer", filename="parecer-1234567890.pdf",
-                       size=len(PDF), content_type="application/pdf")
+def parecer_ref(blobs: BlobStore, store: Store) -> DocumentRef:
+    """The parecer uploaded as an analyst does (the e-mail resolves it from the store)."""
+    return upload(store, blobs, PDF, kind="parecer", filename="parecer-1234567890.pdf")
 
 
 def request(template: str = "request_received", key: str = "gd-request-SOL-1:intake:0",
@@ -257,7 +257,7 @@ def test_domain_texts():
 
 
 async def test_parecer_sent_with_pdf_through_activity_environment(mail, sink, blobs, store):
-    ref = parecer_ref(blobs)
+    ref = parecer_ref(blobs, store)
     req = request("parecer_issued", key="gd-request-SOL-1:approve:1", to=[CUSTOMER],
                   cc=["rt@example.com"], attachments=[ref])
     result = await ActivityEnvironment().run(mail.send_email, req)

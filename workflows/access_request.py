@@ -20,6 +20,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import rules
+    from domain.limits import check_growth
     from domain.policies import Deadline
     from domain.rules import ACCESS
     from models.access import (
@@ -400,6 +401,7 @@ class AccessRequestWorkflow:
         # validator checks it, so a replay (validators do not run) never depends on it.
         identity = self.identity_checks and not again
         rules.check(ACCESS, update, state.status, parsed.actor, parties, identity=identity)
+        check_growth(state, update, parsed)  # per-request caps (LimitRefused)
         own = getattr(self, f"_rules_{update}", None)
         if own is not None:
             own(state, parsed)

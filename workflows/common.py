@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from models.activities import (
         DeadlineQuery,
         EmailRequest,
+        MAIL_MAX_ATTEMPTS,
         EmailResult,
         ResumeQuery,
         Transition,
@@ -46,12 +47,15 @@ STORE_OPTIONS: dict[str, Any] = dict(
         maximum_interval=timedelta(seconds=30),
     ),
 )
+# E-mail retries are capped (MAIL_MAX_ATTEMPTS: about 3 days of SMTP outage at the
+# 2-minute ceiling): the last attempt records the message refused, as a 5xx does.
 MAIL_OPTIONS: dict[str, Any] = dict(
     start_to_close_timeout=timedelta(seconds=60),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=2),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(minutes=2),
+        maximum_attempts=MAIL_MAX_ATTEMPTS,
     ),
 )
 LOCAL_OPTIONS: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=10))
