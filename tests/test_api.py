@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from tests.api_stack import running_stack
+from tests.pdf_fixture import make_pdf
 
 CPF = "52998224725"
 OTHER_CPF = "11144477735"
@@ -21,7 +22,7 @@ PROBLEM = "application/problem+json"
 
 
 def pdf(label: str) -> bytes:
-    return b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\n% " + label.encode() + b"\ntrailer<<>>\n%%EOF\n"
+    return make_pdf(label)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
