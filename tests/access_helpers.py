@@ -10,8 +10,11 @@ import hashlib
 import itertools
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
@@ -42,6 +45,79 @@ TECH = {"id": "rt.joao", "role": "technician"}
 CUSTOMER = {"id": "cliente.maria", "role": "customer"}
 INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
 APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
+
+
+# --- deadlines worked by hand (DOMAIN.md, "Deadlines: how to count") -----------------------
+# Written from the rule, not from domain/calendar.py: a test must not ask the code under
+# test what the answer is. Every date a test takes from a clock is a date in this zone.
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+# The distributor's own fixed dates (Belo Horizonte municipal holidays).
+DISTRIBUTOR_FIXED_HOLIDAYS = ((8, 15), (12, 8))
+
+
+def holidays_mg(year: int) -> set[date]:
+    """National + Minas Gerais public holidays (the `holidays` package, DOMAIN.md) plus the
+    distributor's fixed dates."""
+    official = holidays.country_holidays("BR", subdiv="MG", years=year)
+    return set(official) | {date(year, m, d) for m, d in DISTRIBUTOR_FIXED_HOLIDAYS}
+
+
+def business_day(d: date) -> bool:
+    return d.weekday() < 5 and d not in holidays_mg(d.year)
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(SAO_PAULO).date()
+
+
+def end_of_local_day(d: date) -> datetime:
+    return datetime.combine(d, time(23, 59, 59), tzinfo=SAO_PAULO)
+
+
+def due_in_days(event: datetime, n: int) -> datetime:
+    """N days: local date + N, rolled to the next business day, at 23:59:59 local."""
+    d = local_day(event) + timedelta(days=n)
+    while not business_day(d):
+        d += timedelta(days=1)
+    return end_of_local_day(d)
+
+
+def due_in_business_days(event: datetime, n: int) -> datetime:
+    """N business days: the N-th business day after the event's local date, 23:59:59."""
+    d = local_day(event)
+    for _ in range(n):
+        d += timedelta(days=1)
+        while not business_day(d):
+            d += timedelta(days=1)
+    return end_of_local_day(d)
+
+
+async def server_now(env) -> datetime:
+    """The server's clock (the time-skipping server's own), in America/Sao_Paulo."""
+    return (await env.get_current_time()).astimezone(SAO_PAULO)
+
+
+async def skip_to_local(env, at: time, clear: tuple[int, ...] = ()) -> datetime:
+    """On the time-skipping server, move the clock to the next `at` (local time) on a day D
+    for which D + n is a business day for every n in `clear`. At 23:30 in São Paulo the
+    UTC date is already D + 1, and with no weekend or holiday to roll a due date over, a
+    date taken in UTC instead of local time shows as a day off. On a real server the clock
+    cannot move: returns its current time."""
+    now = await server_now(env)
+    if not env.supports_time_skipping:
+        return now
+    day = now.date()
+    for _ in range(366):
+        target = datetime.combine(day, at, tzinfo=SAO_PAULO)
+        if target > now and all(business_day(day + timedelta(days=n)) for n in clear):
+            break
+        day += timedelta(days=1)
+    else:
+        raise AssertionError(f"no day with {clear} all business days after {now}")
+    await env.sleep(target - now)
+    moved = await server_now(env)
+    assert target <= moved < target + timedelta(minutes=5), (target, moved)
+    return moved
 
 
 def doc(kind: str, content: bytes | None = None, content_type: str = "application/pdf") -> dict:

@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import activity
@@ -18,7 +19,6 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.deadlines import DeadlineActivities
-from domain.calendar import local_date
 from models.activities import EmailRequest, EmailResult, IntakeCheck, IntakeResult, Transition
 from models.beneficiaries import BeneficiaryInput, BeneficiaryStatus
 from models.common import Problem, parse_or_problems
@@ -414,7 +414,7 @@ async def test_confirm_registers_from_the_next_billing_cycle(client, worker, tas
     assert st.status == "REGISTERED" and st.next_actor is None
     [decision] = st.decisions
     assert decision.action == "confirm" and decision.actor.id == "ana.analista"
-    local = local_date(decision.at)
+    local = decision.at.astimezone(ZoneInfo("America/Sao_Paulo")).date()
     first_of_next = date(local.year + local.month // 12, local.month % 12 + 1, 1)
     assert st.effective_from == first_of_next
     result = await handle.result()
