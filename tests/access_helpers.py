@@ -273,21 +273,32 @@ def fake_worker(client: Client, task_queue: str, fakes: FakeActivities) -> Worke
     )
 
 
-STARTED: list[WorkflowHandle] = []
+# The workflows start() opened, by client: each test module has its own server and client
+# (conftest's module-scoped env), so one module never terminates another's workflows.
+_STARTED: dict[Client, list[WorkflowHandle]] = {}
 
 
-async def terminate_started() -> None:
-    """End what a test left running: on the time-skipping server, workflows whose worker
-    is gone would otherwise keep later tests' clocks from moving."""
-    while STARTED:
-        handle = STARTED.pop()
+async def terminate_started(client: Client) -> None:
+    """End what a test left running on ``client``'s server: on the time-skipping server,
+    workflows whose worker is gone would otherwise keep later tests' clocks from moving.
+    A workflow whose side effects never drain fails the test (nothing is swallowed)."""
+    from temporalio.api.enums.v1 import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    running = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    started = _STARTED.pop(client, [])
+    while started:
+        handle = started.pop()
+        if (await describe_raw(handle)).workflow_execution_info.status != running:
+            continue
+        # Let queued activities finish first: the test server does not skip time
+        # while an activity task is outstanding, even for a terminated workflow.
+        await settle(handle, lambda s: s.pending_effects == 0, timeout=5)
         try:
-            # Let queued activities finish first: the test server does not skip time
-            # while an activity task is outstanding, even for a terminated workflow.
-            await settle(handle, lambda s: s.pending_effects == 0, timeout=5)
             await handle.terminate(reason="test finished")
-        except Exception:  # already closed
-            pass
+        except RPCError as error:  # closed between describe and terminate
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
 
 
 async def start(client: Client, raw: dict, task_queue: str) -> WorkflowHandle:
@@ -300,7 +311,7 @@ async def start(client: Client, raw: dict, task_queue: str) -> WorkflowHandle:
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         result_type=AccessStatus,
     )
-    STARTED.append(handle)
+    _STARTED.setdefault(client, []).append(handle)
     await settle(handle, lambda s: s.status != "RECEIVED")
     return handle
 
@@ -359,16 +370,58 @@ def parecer_doc() -> dict:
     return doc("parecer", b"%PDF-1.7 parecer de acesso")
 
 
-async def quiet(handle: WorkflowHandle) -> AccessStatus:
-    """Wait until queued side effects ran and the history stopped growing."""
+async def describe_raw(handle: WorkflowHandle):
+    """DescribeWorkflowExecution without decoding search attributes (the time-skipping
+    server returns a Datetime attribute the SDK's decoder refuses)."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    return await handle._client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=handle._client.namespace,
+            execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.run_id or ""),
+        )
+    )
+
+
+async def settled_history_length(handle: WorkflowHandle, timeout: float = 10.0) -> int:
+    """The history's length once the workflow has nothing in flight: no pending activity,
+    no pending workflow task, and its last workflow task completed (or the run closed).
+    Read from describe() and the history themselves, not from a pause in its growth."""
     import asyncio
 
-    current = await settle(handle, lambda s: s.pending_effects == 0)
-    length = await history_length(handle)
-    for _ in range(100):
+    from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
+
+    task_events = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    }
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        raw = await describe_raw(handle)
+        events = (await handle.fetch_history()).events
+        if raw.workflow_execution_info.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+            return len(events)
+        last_task = next((e.event_type for e in reversed(events) if e.event_type in task_events), None)
+        if (
+            not raw.pending_activities
+            and not raw.HasField("pending_workflow_task")
+            and last_task == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ):
+            return len(events)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(
+                f"{handle.id} never settled: {len(raw.pending_activities)} pending activities, "
+                f"workflow task pending: {raw.HasField('pending_workflow_task')}, "
+                f"last task event {last_task}")
         await asyncio.sleep(0.05)
-        again = await history_length(handle)
-        if again == length:
-            return current
-        length = again
-    raise AssertionError("history kept growing")
+
+
+async def quiet(handle: WorkflowHandle) -> AccessStatus:
+    """Wait until queued side effects ran and the workflow has nothing in flight."""
+    current = await settle(handle, lambda s: s.pending_effects == 0)
+    await settled_history_length(handle)
+    return await status(handle)

@@ -23,6 +23,7 @@ from models.activities import EmailRequest, EmailResult, IntakeCheck, IntakeResu
 from models.beneficiaries import BeneficiaryInput, BeneficiaryStatus
 from models.common import Problem, parse_or_problems
 from models.ids import beneficiaries_id
+from tests.access_helpers import settled_history_length
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow, next_billing_cycle
 from workflows.technician import TechnicianRegistrationWorkflow
 
@@ -185,14 +186,9 @@ async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> Be
 
 
 async def quiet_history_length(handle: WorkflowHandle) -> int:
-    last = -1
-    for _ in range(200):
-        length = len((await handle.fetch_history()).events)
-        if length == last:
-            return length
-        last = length
-        await asyncio.sleep(0.05)
-    raise AssertionError("history never settled")
+    """History length once the workflow has nothing in flight (no pending activity, its
+    last workflow task completed): describe() and the history, not a pause in growth."""
+    return await settled_history_length(handle)
 
 
 async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:

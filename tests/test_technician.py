@@ -31,7 +31,13 @@ from models.activities import (
 from models.common import parse_or_problems
 from models.ids import technician_id
 from models.technician import TechnicianInput, TechnicianStatus
-from tests.access_helpers import due_in_business_days, server_now, skip_to_local, smtp_outage_error
+from tests.access_helpers import (
+    due_in_business_days,
+    server_now,
+    settled_history_length,
+    skip_to_local,
+    smtp_outage_error,
+)
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
 from workflows.technician import TechnicianRegistrationWorkflow
 
@@ -189,15 +195,9 @@ async def in_review(handle: WorkflowHandle) -> TechnicianStatus:
 
 
 async def quiet_history_length(handle: WorkflowHandle) -> int:
-    """History length once the workflow has settled (its side effects may still run)."""
-    last = -1
-    for _ in range(200):
-        length = len((await handle.fetch_history()).events)
-        if length == last:
-            return length
-        last = length
-        await asyncio.sleep(0.05)
-    raise AssertionError("history never settled")
+    """History length once the workflow has nothing in flight (no pending activity, its
+    last workflow task completed): describe() and the history, not a pause in growth."""
+    return await settled_history_length(handle)
 
 
 async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:
