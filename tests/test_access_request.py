@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import time
 from datetime import time as clock_time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from models.access import AccessStatus
@@ -17,9 +18,11 @@ from tests.access_helpers import (
     terminate_started,
     ANALYST,
     CUSTOMER,
+    SAO_PAULO,
     INSPECTOR,
     TECH,
     FakeActivities,
+    describe_raw,
     doc,
     due_in_business_days,
     due_in_days,
@@ -34,6 +37,7 @@ from tests.access_helpers import (
     request_input,
     server_now,
     settle,
+    settled_history_length,
     skip_to_local,
     start,
     status,
@@ -51,7 +55,7 @@ def fakes() -> FakeActivities:
 async def worker(client, task_queue, fakes):
     async with fake_worker(client, task_queue, fakes) as running:
         yield running
-        await terminate_started()
+        await terminate_started(client)
 
 
 @pytest.fixture
@@ -501,3 +505,78 @@ async def test_connection_starts_beneficiary_registration(client, worker, task_q
     assert described.workflow_type == "BeneficiaryRegistration"
     assert described.parent_id == handle.id
     assert described.status == WorkflowExecutionStatus.RUNNING  # waiting for the confirmation
+    # Its first side effects done, then ended: an activity task left behind with no worker
+    # would stop the time-skipping server's clock for the next test.
+    await settled_history_length(child)
+    await child.terminate(reason="test finished")
+
+
+@pytest.mark.timeskip
+async def test_reminder_goes_to_analysts_two_business_days_before_the_parecer(
+        client, env, evening, worker, task_queue, fakes):
+    """DOMAIN.md: a reminder 2 business days before a distributor-side deadline, 08:00
+    local (worked by hand from the due date), sent then and not before."""
+    handle, st = await to_analysis(client, task_queue, env)
+    parecer = st.deadlines[-1]
+    day = local_day(parecer.due_at)
+    for _ in range(2):
+        day -= timedelta(days=1)
+        while not business_day(day):
+            day -= timedelta(days=1)
+    remind_at = datetime.combine(day, clock_time(8, 0), tzinfo=SAO_PAULO)
+    assert parecer.remind_at == remind_at, (parecer.due_at, parecer.remind_at)
+
+    await env.sleep(remind_at - await server_now(env) - timedelta(minutes=1))
+    await quiet(handle)
+    assert "deadline_reminder" not in fakes.templates(handle.id), "reminder sent early"
+    await env.sleep(timedelta(minutes=2))
+    st = await quiet(handle)
+    reminders = [e for e in fakes.emails
+                 if e.template == "deadline_reminder" and e.key.startswith(handle.id + ":")]
+    assert len(reminders) == 1 and reminders[0].to == ["role:analysts"]
+    reminder_rows = [t for t in fakes.transitions if t.workflow_id == handle.id and t.action == "reminder"]
+    assert len(reminder_rows) == 1
+    assert st.status == "UNDER_ANALYSIS" and st.sla_breaches == []
+
+
+async def test_continues_as_new_when_the_server_suggests_it(task_queue, fakes):
+    """The SDK's is_continue_as_new_suggested(), not the cycle count: a dev server of its
+    own told to suggest it past 40 events; pause/resume pairs grow the history without
+    starting a cycle, and the run continues as new before CYCLES_PER_RUN cycles."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from models import search_attributes as sa
+    from tests.conftest import _binary
+    from worker import data_converter
+    from workflows.access_request import CYCLES_PER_RUN
+
+    async with await WorkflowEnvironment.start_local(
+        data_converter=data_converter(),
+        dev_server_existing_path=_binary("temporal"),
+        search_attributes=list(sa.ALL_KEYS),
+        dev_server_log_level="error",
+        ui=False,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    ) as own:
+        async with fake_worker(own.client, task_queue, fakes):
+            handle, st = await to_analysis(own.client, task_queue)
+            first_run = (await describe_raw(handle)).workflow_execution_info.execution.run_id
+            assert st.cycle == 1 < CYCLES_PER_RUN
+            runs = {first_run}
+            for _ in range(15):
+                await update(handle, "pause_clock", {"actor": ANALYST, "reason": "aguardando ONS"})
+                st = await update(handle, "resume_clock", {"actor": ANALYST})
+                await quiet(handle)
+                runs.add((await describe_raw(handle)).workflow_execution_info.execution.run_id)
+                if len(runs) > 1:
+                    break
+            assert len(runs) > 1, "the server's suggestion never led to a continue-as-new"
+            after = await status(handle)
+            assert after.cycle == 1 and after.status == "UNDER_ANALYSIS"
+            assert after.service_notes == st.service_notes and after.due_at == st.due_at
+            first = own.client.get_workflow_handle(handle.id, run_id=first_run)
+            events = (await first.fetch_history()).events
+            assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+            st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
+            assert st.status == "APPROVED"
+            await terminate_started(own.client)
