@@ -11,13 +11,13 @@ PYTEST := $(BIN)/python -m pytest
 PYTEST_ARGS ?=
 
 # Run a second time on the local dev server (the real persistence, no time skipping).
+# Every file listed must exist: a renamed file fails the run instead of dropping out.
 LOCAL_TESTS := tests/test_access_request.py tests/test_access_e2e.py tests/test_technician.py \
 	tests/test_beneficiaries.py tests/test_client.py tests/test_audit.py tests/test_bad_input.py
-LOCAL_EXISTING = $(wildcard $(LOCAL_TESTS))
 
-# pytest exits 5 when no test was collected (nothing marked yet): not a failure here.
-allow_empty = rc=0; $(1) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "(nenhum teste coletado)"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+# pytest's own exit status is the target's: 5 (no test collected) fails like any other.
+check_local_tests = missing=""; for f in $(LOCAL_TESTS); do [ -f "$$f" ] || missing="$$missing $$f"; done; \
+	if [ -n "$$missing" ]; then echo "LOCAL_TESTS cita arquivos que não existem:$$missing" >&2; exit 1; fi
 
 .PHONY: venv run test test-postgres soak clean
 
@@ -34,16 +34,15 @@ run: venv
 	$(BIN)/gd dev up
 
 test: venv
-	@$(call allow_empty,$(PYTEST) -m "not soak" --workflow-environment time-skipping $(PYTEST_ARGS))
-	@files="$(LOCAL_EXISTING)"; \
-	if [ -z "$$files" ]; then echo "(nenhum arquivo de LOCAL_TESTS existe ainda)"; exit 0; fi; \
-	$(call allow_empty,$(PYTEST) -m "not postgres and not soak" --workflow-environment local $(PYTEST_ARGS) $$files)
+	@$(check_local_tests)
+	$(PYTEST) -m "not soak" --workflow-environment time-skipping $(PYTEST_ARGS)
+	$(PYTEST) -m "not postgres and not soak" --workflow-environment local $(PYTEST_ARGS) $(LOCAL_TESTS)
 
 test-postgres: venv
-	@$(call allow_empty,$(PYTEST) -m postgres $(PYTEST_ARGS))
+	$(PYTEST) -m postgres $(PYTEST_ARGS)
 
 soak: venv
-	@$(call allow_empty,$(PYTEST) -m soak $(PYTEST_ARGS))
+	$(PYTEST) -m soak $(PYTEST_ARGS)
 
 clean:
 	rm -rf var

@@ -193,11 +193,26 @@ def due_in_hours(event: datetime, n: int) -> datetime:
     return _add_elapsed(event, timedelta(hours=n))
 
 
+def expand_extra_holidays(data: dict, years: Iterable[int]) -> tuple[tuple[date, str], ...]:
+    """(date, name) pairs of the distributor's holidays over ``years``: each ``fixed`` rule
+    (same month and day every year from ``since``) and each one-off ``dates`` entry."""
+    years = list(years)
+    pairs = [
+        (date(year, rule["month"], rule["day"]), rule["name"])
+        for rule in data.get("fixed", [])
+        for year in years
+        if year >= rule.get("since", years[0] if years else year)
+    ]
+    pairs += [(date.fromisoformat(item["date"]), item["name"]) for item in data.get("dates", [])]
+    return tuple(sorted(pairs))
+
+
 @cache
 def load_extra_holidays() -> tuple[tuple[date, str], ...]:
-    """(date, name) pairs from the packaged data file, read once."""
+    """(date, name) pairs from the packaged data file, read once, over PRECOMPUTED_YEARS:
+    a fixed-date holiday is a rule, so it cannot run out before the official table does."""
     text = resources.files("domain").joinpath("data", _EXTRA_HOLIDAYS_FILE).read_text("utf-8")
-    return tuple((date.fromisoformat(item["date"]), item["name"]) for item in json.loads(text))
+    return expand_extra_holidays(json.loads(text), PRECOMPUTED_YEARS)
 
 
 @cache

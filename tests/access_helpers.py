@@ -10,8 +10,11 @@ import hashlib
 import itertools
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
@@ -44,6 +47,79 @@ TECH = {"id": "rt.joao", "role": "technician", "council_key": "CREA-MG-123456"}
 CUSTOMER = {"id": "cliente.maria", "role": "customer", "document": "52998224725"}
 INSPECTOR = {"id": "vistoriador.carlos", "role": "inspector"}
 APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
+
+
+# --- deadlines worked by hand (DOMAIN.md, "Deadlines: how to count") -----------------------
+# Written from the rule, not from domain/calendar.py: a test must not ask the code under
+# test what the answer is. Every date a test takes from a clock is a date in this zone.
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+# The distributor's own fixed dates (Belo Horizonte municipal holidays).
+DISTRIBUTOR_FIXED_HOLIDAYS = ((8, 15), (12, 8))
+
+
+def holidays_mg(year: int) -> set[date]:
+    """National + Minas Gerais public holidays (the `holidays` package, DOMAIN.md) plus the
+    distributor's fixed dates."""
+    official = holidays.country_holidays("BR", subdiv="MG", years=year)
+    return set(official) | {date(year, m, d) for m, d in DISTRIBUTOR_FIXED_HOLIDAYS}
+
+
+def business_day(d: date) -> bool:
+    return d.weekday() < 5 and d not in holidays_mg(d.year)
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(SAO_PAULO).date()
+
+
+def end_of_local_day(d: date) -> datetime:
+    return datetime.combine(d, time(23, 59, 59), tzinfo=SAO_PAULO)
+
+
+def due_in_days(event: datetime, n: int) -> datetime:
+    """N days: local date + N, rolled to the next business day, at 23:59:59 local."""
+    d = local_day(event) + timedelta(days=n)
+    while not business_day(d):
+        d += timedelta(days=1)
+    return end_of_local_day(d)
+
+
+def due_in_business_days(event: datetime, n: int) -> datetime:
+    """N business days: the N-th business day after the event's local date, 23:59:59."""
+    d = local_day(event)
+    for _ in range(n):
+        d += timedelta(days=1)
+        while not business_day(d):
+            d += timedelta(days=1)
+    return end_of_local_day(d)
+
+
+async def server_now(env) -> datetime:
+    """The server's clock (the time-skipping server's own), in America/Sao_Paulo."""
+    return (await env.get_current_time()).astimezone(SAO_PAULO)
+
+
+async def skip_to_local(env, at: time, clear: tuple[int, ...] = ()) -> datetime:
+    """On the time-skipping server, move the clock to the next `at` (local time) on a day D
+    for which D + n is a business day for every n in `clear`. At 23:30 in São Paulo the
+    UTC date is already D + 1, and with no weekend or holiday to roll a due date over, a
+    date taken in UTC instead of local time shows as a day off. On a real server the clock
+    cannot move: returns its current time."""
+    now = await server_now(env)
+    if not env.supports_time_skipping:
+        return now
+    day = now.date()
+    for _ in range(366):
+        target = datetime.combine(day, at, tzinfo=SAO_PAULO)
+        if target > now and all(business_day(day + timedelta(days=n)) for n in clear):
+            break
+        day += timedelta(days=1)
+    else:
+        raise AssertionError(f"no day with {clear} all business days after {now}")
+    await env.sleep(target - now)
+    moved = await server_now(env)
+    assert target <= moved < target + timedelta(minutes=5), (target, moved)
+    return moved
 
 
 def doc(kind: str, content: bytes | None = None, content_type: str = "application/pdf") -> dict:
@@ -199,21 +275,32 @@ def fake_worker(client: Client, task_queue: str, fakes: FakeActivities) -> Worke
     )
 
 
-STARTED: list[WorkflowHandle] = []
+# The workflows start() opened, by client: each test module has its own server and client
+# (conftest's module-scoped env), so one module never terminates another's workflows.
+_STARTED: dict[Client, list[WorkflowHandle]] = {}
 
 
-async def terminate_started() -> None:
-    """End what a test left running: on the time-skipping server, workflows whose worker
-    is gone would otherwise keep later tests' clocks from moving."""
-    while STARTED:
-        handle = STARTED.pop()
+async def terminate_started(client: Client) -> None:
+    """End what a test left running on ``client``'s server: on the time-skipping server,
+    workflows whose worker is gone would otherwise keep later tests' clocks from moving.
+    A workflow whose side effects never drain fails the test (nothing is swallowed)."""
+    from temporalio.api.enums.v1 import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    running = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    started = _STARTED.pop(client, [])
+    while started:
+        handle = started.pop()
+        if (await describe_raw(handle)).workflow_execution_info.status != running:
+            continue
+        # Let queued activities finish first: the test server does not skip time
+        # while an activity task is outstanding, even for a terminated workflow.
+        await settle(handle, lambda s: s.pending_effects == 0, timeout=5)
         try:
-            # Let queued activities finish first: the test server does not skip time
-            # while an activity task is outstanding, even for a terminated workflow.
-            await settle(handle, lambda s: s.pending_effects == 0, timeout=5)
             await handle.terminate(reason="test finished")
-        except Exception:  # already closed
-            pass
+        except RPCError as error:  # closed between describe and terminate
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
 
 
 async def start(client: Client, raw: dict, task_queue: str) -> WorkflowHandle:
@@ -226,7 +313,7 @@ async def start(client: Client, raw: dict, task_queue: str) -> WorkflowHandle:
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         result_type=AccessStatus,
     )
-    STARTED.append(handle)
+    _STARTED.setdefault(client, []).append(handle)
     await settle(handle, lambda s: s.status != "RECEIVED")
     return handle
 
@@ -289,16 +376,58 @@ def parecer_doc() -> dict:
     return doc("parecer", b"%PDF-1.7 parecer de acesso")
 
 
-async def quiet(handle: WorkflowHandle) -> AccessStatus:
-    """Wait until queued side effects ran and the history stopped growing."""
+async def describe_raw(handle: WorkflowHandle):
+    """DescribeWorkflowExecution without decoding search attributes (the time-skipping
+    server returns a Datetime attribute the SDK's decoder refuses)."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    return await handle._client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=handle._client.namespace,
+            execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.run_id or ""),
+        )
+    )
+
+
+async def settled_history_length(handle: WorkflowHandle, timeout: float = 10.0) -> int:
+    """The history's length once the workflow has nothing in flight: no pending activity,
+    no pending workflow task, and its last workflow task completed (or the run closed).
+    Read from describe() and the history themselves, not from a pause in its growth."""
     import asyncio
 
-    current = await settle(handle, lambda s: s.pending_effects == 0)
-    length = await history_length(handle)
-    for _ in range(100):
+    from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
+
+    task_events = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    }
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        raw = await describe_raw(handle)
+        events = (await handle.fetch_history()).events
+        if raw.workflow_execution_info.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+            return len(events)
+        last_task = next((e.event_type for e in reversed(events) if e.event_type in task_events), None)
+        if (
+            not raw.pending_activities
+            and not raw.HasField("pending_workflow_task")
+            and last_task == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ):
+            return len(events)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(
+                f"{handle.id} never settled: {len(raw.pending_activities)} pending activities, "
+                f"workflow task pending: {raw.HasField('pending_workflow_task')}, "
+                f"last task event {last_task}")
         await asyncio.sleep(0.05)
-        again = await history_length(handle)
-        if again == length:
-            return current
-        length = again
-    raise AssertionError("history kept growing")
+
+
+async def quiet(handle: WorkflowHandle) -> AccessStatus:
+    """Wait until queued side effects ran and the workflow has nothing in flight."""
+    current = await settle(handle, lambda s: s.pending_effects == 0)
+    await settled_history_length(handle)
+    return await status(handle)

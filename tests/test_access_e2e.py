@@ -189,7 +189,7 @@ async def test_lapse_and_breach_e_mails_with_real_activities(
         st = await update(handle, "approve", {"actor": ANALYST, "parecer": upload_doc("parecer")})
         assert st.status == "APPROVED"
         await quiet(handle)
-        await terminate_started()
+        await terminate_started(client)
     keys = [m["X-GD-Key"] for m in smtp_sink.messages]
     assert len(keys) == len(set(keys))
     with deps.store.session(write=False) as s:

@@ -85,7 +85,10 @@ async def test_export_replay_round_trip_every_workflow_type(client, env, task_qu
         export.write(path)
         again = exports.read(path)
         assert [r.history.events for r in again.runs] == [r.history.events for r in export.runs]
-    outcomes = await replay([exports.read(p) for p in sorted(tmp_path.glob("*.json*"))])
+    files = sorted(tmp_path.glob("*.json*"))
+    outcomes = await replay([exports.read(p) for p in files])
+    assert len(outcomes) == len(files) >= len(loaded)
+    assert {o.workflow_id for o in outcomes} == {e.workflow_id for e in loaded}
     assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
 
     # Straight from the server, by id, through the CLI.

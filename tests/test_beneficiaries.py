@@ -11,6 +11,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import activity
@@ -20,11 +21,11 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.deadlines import DeadlineActivities
-from domain.calendar import local_date
 from models.activities import EmailRequest, EmailResult, IntakeCheck, IntakeResult, Transition
 from models.beneficiaries import BeneficiaryInput, BeneficiaryStatus
 from models.common import Problem, parse_or_problems
 from models.ids import beneficiaries_id
+from tests.access_helpers import settled_history_length
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow, next_billing_cycle
 from workflows.technician import TechnicianRegistrationWorkflow
 
@@ -191,14 +192,9 @@ async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> Be
 
 
 async def quiet_history_length(handle: WorkflowHandle) -> int:
-    last = -1
-    for _ in range(200):
-        length = len((await handle.fetch_history()).events)
-        if length == last:
-            return length
-        last = length
-        await asyncio.sleep(0.05)
-    raise AssertionError("history never settled")
+    """History length once the workflow has nothing in flight (no pending activity, its
+    last workflow task completed): describe() and the history, not a pause in growth."""
+    return await settled_history_length(handle)
 
 
 async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:
@@ -420,7 +416,7 @@ async def test_confirm_registers_from_the_next_billing_cycle(client, worker, tas
     assert st.status == "REGISTERED" and st.next_actor is None
     [decision] = st.decisions
     assert decision.action == "confirm" and decision.actor.id == "ana.analista"
-    local = local_date(decision.at)
+    local = decision.at.astimezone(ZoneInfo("America/Sao_Paulo")).date()
     first_of_next = date(local.year + local.month // 12, local.month % 12 + 1, 1)
     assert st.effective_from == first_of_next
     result = await handle.result()

@@ -7,7 +7,10 @@ Tiradentes Tue 21 Apr, Consciência Negra Fri 20 Nov, Christmas Fri 25 Dec,
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
+from importlib import resources
+from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
@@ -18,6 +21,7 @@ from domain.calendar import (
     TZ,
     BusinessCalendar,
     default_calendar,
+    expand_extra_holidays,
     due_in_hours,
     load_extra_holidays,
 )
@@ -70,6 +74,41 @@ def test_default_calendar_adds_belo_horizonte_holidays() -> None:
     assert not default_calendar().is_business_day(date(2026, 12, 8))  # a Tuesday
     assert MG.is_business_day(date(2026, 12, 8))
     assert default_calendar() is default_calendar()
+
+
+def required_years(today: date) -> range:
+    """This year through next year + 1: a deadline computed today can fall that far."""
+    return range(today.year, today.year + 3)
+
+
+def test_distributor_holidays_exist_through_next_year_plus_one() -> None:
+    # The year comes from the clock, in the distributor's zone (31 Dec 22:00 in São Paulo
+    # is already 1 January in UTC).
+    today = datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+    names = dict(load_extra_holidays())
+    for year in required_years(today):
+        assert "Assunção" in names.get(date(year, 8, 15), ""), f"no 15/08/{year}"
+        assert "Imaculada" in names.get(date(year, 12, 8), ""), f"no 08/12/{year}"
+        assert not default_calendar().is_business_day(date(year, 12, 8)), year
+        assert not default_calendar().is_business_day(date(year, 1, 1)), year  # official data
+
+
+def test_fixed_date_holidays_are_a_rule_not_a_list() -> None:
+    # The data file states fixed-date holidays once, as month and day.
+    data = json.loads(resources.files("domain").joinpath("data", "extra_holidays.json").read_text("utf-8"))
+    assert {(r["month"], r["day"]) for r in data["fixed"]} == {(8, 15), (12, 8)}
+    assert all("date" not in r for r in data["fixed"])
+    rule = {"fixed": [{"month": 12, "day": 8, "since": 2026, "name": "Imaculada"}],
+            "dates": [{"date": "2027-03-09", "name": "ponto facultativo"}]}
+    assert expand_extra_holidays(rule, range(2025, 2029)) == (
+        (date(2026, 12, 8), "Imaculada"),
+        (date(2027, 3, 9), "ponto facultativo"),
+        (date(2027, 12, 8), "Imaculada"),
+        (date(2028, 12, 8), "Imaculada"),
+    )
+    # Far beyond any list anyone would have typed: still there.
+    assert not default_calendar().is_business_day(date(2099, 12, 8))  # a Tuesday
+    assert default_calendar().is_business_day(date(2099, 12, 9))
 
 
 def test_extra_holidays_in_constructor() -> None:

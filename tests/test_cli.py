@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tests.pdf_fixture import make_pdf
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,13 @@ from models.common import Actor, Decision, DocumentRef, Reason, SlaBreach
 from models.settings import GdSettings
 
 runner = CliRunner()
-NOW = datetime.now(timezone.utc)
+
+
+def now() -> datetime:
+    """The clock at the moment of use (not at import: a long suite would age it), local."""
+    return datetime.now(TZ)
+
+
 CONTRACT_COMMANDS = [
     ["dev", "up"], ["worker"], ["docs", "upload"], ["request", "new"], ["request", "status"],
     ["request", "list"], ["request", "withdraw"], ["inquiry", "new"], ["apr", "register"],
@@ -46,8 +52,8 @@ def access_status(**overrides: Any) -> AccessStatus:
     raw: dict[str, Any] = dict(
         request_id="req-1", kind="request", status="AWAITING_APR", generation_class="micro",
         technician="CREA-MG-12345D", service_note="7000000001", protocol="2026000001",
-        service_notes=["7000000001"], due_at=NOW + timedelta(hours=23, minutes=30),
-        due_rule="apr_window", next_actor="technician", created_at=NOW, updated_at=NOW,
+        service_notes=["7000000001"], due_at=now() + timedelta(hours=23, minutes=30),
+        due_rule="apr_window", next_actor="technician", created_at=now(), updated_at=now(),
     )  # fmt: skip
     raw.update(overrides)
     return AccessStatus(**raw)
@@ -358,8 +364,8 @@ def test_status_panel_shows_deadline_decisions_documents_and_ns_history():
         status="UNDER_ANALYSIS", due_rule="parecer", next_actor="analyst", cycle=2,
         service_note="7000000002", service_notes=["7000000001", "7000000002"],
         due_at=datetime(2026, 4, 30, 23, 59, 59, tzinfo=TZ), documents=[doc],
-        sla_breaches=[SlaBreach(step="parecer", due_at=NOW, breached_at=NOW)],
-        decisions=[Decision(at=NOW, actor=Actor(id="ana", role="analyst"), action="suspend",
+        sla_breaches=[SlaBreach(step="parecer", due_at=now(), breached_at=now())],
+        decisions=[Decision(at=now(), actor=Actor(id="ana", role="analyst"), action="suspend",
                             reasons=[Reason(code="DOC-ART-AUSENTE")], service_note="7000000001")],
     )  # fmt: skip
     from rich.console import Console
@@ -399,9 +405,9 @@ def _row(name: str, status: str, due: datetime | None, **extra: Any) -> RequestS
 
 
 def test_request_list_passes_the_filters_and_shows_a_table(fake, cli_env):
-    rows = [_row("req-a", "UNDER_ANALYSIS", NOW + timedelta(days=3), generation_class="micro",
+    rows = [_row("req-a", "UNDER_ANALYSIS", now() + timedelta(days=3), generation_class="micro",
                  service_note="7000000001", technician="CREA-MG-12345D", next_actor="analyst"),
-            _row("req-b", "SUSPENDED", NOW - timedelta(days=4), sla_breached=True)]  # fmt: skip
+            _row("req-b", "SUSPENDED", now() - timedelta(days=4), sla_breached=True)]  # fmt: skip
     fake.answers["list_requests"] = rows
     result = gd(["request", "list", "--status", "UNDER_ANALYSIS", "--status", "SUSPENDED",
                  "--overdue", "--class", "micro", "--technician", "CREA-MG-12345D",
@@ -428,7 +434,7 @@ def test_request_list_passes_the_filters_and_shows_a_table(fake, cli_env):
 def test_summary_table_drops_secondary_columns_when_narrow():
     from rich.console import Console
 
-    rows = [_row("req-bem-comprido-0001", "UNDER_ANALYSIS", NOW + timedelta(days=3),
+    rows = [_row("req-bem-comprido-0001", "UNDER_ANALYSIS", now() + timedelta(days=3),
                  technician="CREA-MG-12345D", service_note="7000000001")]  # fmt: skip
     for width, visible, hidden in ((160, ["CREA-MG-12345D", "7000000001"], []),
                                    (80, ["req-bem-comprido-", "UNDER_ANALYSIS"], ["CREA-MG-12345D", "7000000001"])):

@@ -48,6 +48,14 @@ async def crash_run(tmp_path, *, lifecycles: int, technicians: int, kills: int, 
         scenario = Scenario(stack, techs, lcs, step_timeout=step_timeout)
         scenario.upload_documents()
         more = (lambda n: n < lifecycles or len(stack.kills) < kills) if keep_flowing else None
+        # Work outstanding at every kill, by construction rather than by timing: with a fixed
+        # set of lifecycles, all of them stop before their last step until half the kills are
+        # done, and the last one until every kill is done (the soak's traffic keeps flowing
+        # through ``more`` instead).
+        hold_all, hold_last = asyncio.Event(), asyncio.Event()
+        if not keep_flowing:
+            scenario.gates["record_inspection-final"] = hold_all
+            scenario.gates[f"record_inspection-final:{lcs[-1].request_id}"] = hold_last
         if technicians_under_fire:
             work = asyncio.create_task(scenario.run(concurrency=concurrency, more=more))
         else:
@@ -56,14 +64,20 @@ async def crash_run(tmp_path, *, lifecycles: int, technicians: int, kills: int, 
                 scenario.run(technicians=False, concurrency=concurrency, more=more))
         chaos_t0 = time.monotonic()
         killed_mid_run = 0
+        open_at_kill: list[int] = []  # lifecycles not yet connected, at each kill
         try:
             while killed_mid_run < kills:
                 await asyncio.sleep(rng.uniform(*gap))
                 if work.done():
-                    break
+                    break  # only when it failed (the gates keep it open): raised below
+                open_at_kill.append(sum(1 for lc in scenario.started if lc.decided_at is None))
                 await stack.kill_worker()
                 killed_mid_run += 1
                 await stack.start_worker()
+                if killed_mid_run >= kills // 2:
+                    hold_all.set()
+            hold_all.set()
+            hold_last.set()
             last_kill = time.monotonic()
             await asyncio.wait_for(asyncio.shield(work), timeout=1800)
         finally:
@@ -82,6 +96,7 @@ async def crash_run(tmp_path, *, lifecycles: int, technicians: int, kills: int, 
             kill_phase_s=round(last_kill - chaos_t0, 1),
             after_last_kill_s=round(time.monotonic() - last_kill, 1),
             slowest_lifecycle_s=round(max(lc.seconds for lc in ran), 1),
+            open_lifecycles_at_kills=open_at_kill,
         )
         print(summary(test="crash", **figures))
         for key, why in report.explained.items():
@@ -93,6 +108,7 @@ async def crash_run(tmp_path, *, lifecycles: int, technicians: int, kills: int, 
         assert not report.problems, "\n".join(report.problems)
         assert killed_mid_run == kills, (
             f"only {killed_mid_run} of {kills} kills landed before the lifecycles finished")
+        assert len(open_at_kill) == kills and all(open_at_kill), open_at_kill
         assert len(ran) >= lifecycles
         return figures
 

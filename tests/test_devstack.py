@@ -8,7 +8,6 @@ behind), and a second start finds the first one's workflow (var/temporal.db pers
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import signal
 import smtplib
@@ -22,19 +21,16 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from models.search_attributes import CLI_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
-READY_LIMIT_S = 5.0
 CONTRACT_STATUSES = {
     "REFUSED", "AWAITING_APR", "LAPSED", "UNDER_ANALYSIS", "SUSPENDED", "REPROVED",
     "APPROVED", "INSPECTION_REQUESTED", "INSPECTION_REPROVED", "CONNECTED",
@@ -45,27 +41,6 @@ INDEXED = {
     "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
-
-
-@workflow.defn(name="DevstackProbe", sandboxed=False)
-class DevstackProbe:
-    """Fallback while the project's workflows are not there: waits for a signal."""
-
-    def __init__(self) -> None:
-        self._done = False
-
-    @workflow.run
-    async def run(self, name: str) -> str:
-        await workflow.wait_condition(lambda: self._done)
-        return f"olá, {name}"
-
-    @workflow.signal
-    def finish(self) -> None:
-        self._done = True
-
-    @workflow.query
-    def status(self) -> str:
-        return "DONE" if self._done else "WAITING"
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -125,25 +100,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def project_workflows_available() -> bool:
-    """True once the real workflows and activities import (the worker can start)."""
-    try:
-        for name in (
-            "workflows",
-            "activities.records",
-            "activities.mail",
-            "activities.deadlines",
-            "activities.store",
-            "activities.blobs",
-        ):
-            importlib.import_module(name)
-        import worker
-
-        return bool(worker.all_workflows())
-    except Exception:  # noqa: BLE001 - any failure means: not there yet
-        return False
 
 
 class GdDevUp:
@@ -269,15 +225,14 @@ async def test_gd_dev_up(tmp_path: Path) -> None:
         PYTHONUNBUFFERED="1",
         COLUMNS="200",
     )
-    real = project_workflows_available()
     stacks: list[GdDevUp] = []
     try:
         # --- first start ---------------------------------------------------------------
         first = GdDevUp(tmp_path, env, ui_port, "1")
         stacks.append(first)
         client, ready_s = await first.ready_client(address)
+        # Measured, not asserted (a busy machine is not a failure); the figure is printed.
         print(f"\ngd dev up: servidor pronto em {ready_s:.2f} s (da criação do processo)")
-        assert ready_s < READY_LIMIT_S, first.output()
 
         resp = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace="default")
@@ -304,59 +259,47 @@ async def test_gd_dev_up(tmp_path: Path) -> None:
         assert b"X-RcptTo: cliente@example.com" in saved
         assert b"Mensagem de teste" in saved
 
-        # A workflow runs: the project's AccessRequest on the stack's own worker when the
-        # workflows exist, else a probe on a worker of this test (another task queue).
-        if real:
-            assert await wait_for_poller(client, "gd-access", 30), (
-                f"o worker de `gd dev up` não apareceu na fila gd-access:\n{first.output()}"
-            )
-            request_id = f"devstack-{uuid.uuid4().hex[:12]}"
-            workflow_id = f"gd-request-{request_id}"
-            handle = await client.start_workflow(
-                "AccessRequest",
-                {
-                    "request_id": request_id,
-                    "kind": "inquiry",
-                    "customer": {
-                        "name": "Maria das Dores",
-                        "email": "maria@example.com",
-                        "customer_number": "7001234567",
-                    },
-                    "generation": {
-                        "source": "solar",
-                        "installed_power_kw": 5.5,
-                        "modality": "local",
-                    },
-                    "documents": [],
+        # A workflow runs: the project's AccessRequest on the stack's own worker. Its
+        # worker failing to start fails the test (no fallback).
+        assert await wait_for_poller(client, "gd-access", 30), (
+            f"o worker de `gd dev up` não apareceu na fila gd-access:\n{first.output()}"
+        )
+        request_id = f"devstack-{uuid.uuid4().hex[:12]}"
+        workflow_id = f"gd-request-{request_id}"
+        handle = await client.start_workflow(
+            "AccessRequest",
+            {
+                "request_id": request_id,
+                "kind": "inquiry",
+                "customer": {
+                    "name": "Maria das Dores",
+                    "email": "maria@example.com",
+                    "customer_number": "7001234567",
                 },
-                id=workflow_id,
-                task_queue="gd-access",
-            )
-            # RECEIVED (or any status outside the contract) is a step before intake ends.
-            status = await query_until(
-                handle, "status", 30, lambda st: st.get("status") in CONTRACT_STATUSES
-            )
-            print(f"AccessRequest {workflow_id}: {status.get('status')}")
-            assert status["request_id"] == request_id, status
-            assert status["status"] == "AWAITING_ANSWER", status
-            run_id = handle.result_run_id
-        else:
-            print("workflows do projeto ainda ausentes: usando o workflow de prova do teste")
-            task_queue = f"devstack-probe-{uuid.uuid4().hex[:8]}"
-            workflow_id = f"devstack-probe-{uuid.uuid4().hex[:8]}"
-            async with Worker(client, task_queue=task_queue, workflows=[DevstackProbe]):
-                handle = await client.start_workflow(
-                    DevstackProbe.run, "CEMIG", id=workflow_id, task_queue=task_queue
-                )
-                assert await query_until(handle, "status", 30) == "WAITING"
-            run_id = handle.result_run_id
+                "generation": {
+                    "source": "solar",
+                    "installed_power_kw": 5.5,
+                    "modality": "local",
+                },
+                "documents": [],
+            },
+            id=workflow_id,
+            task_queue="gd-access",
+        )
+        # RECEIVED (or any status outside the contract) is a step before intake ends.
+        status = await query_until(
+            handle, "status", 30, lambda st: st.get("status") in CONTRACT_STATUSES
+        )
+        print(f"AccessRequest {workflow_id}: {status.get('status')}")
+        assert status["request_id"] == request_id, status
+        assert status["status"] == "AWAITING_ANSWER", status
+        run_id = handle.result_run_id
 
         # --- SIGINT stops the server, the worker and the SMTP sink --------------------
         children = first.note_children()
         commands = {pid: cmdline(pid) for pid in children}
         assert any("start-dev" in c for c in commands.values()), commands
-        if real:
-            assert any("-m worker" in c for c in commands.values()), commands
+        assert any("-m worker" in c for c in commands.values()), commands
         stop_s = await first.interrupt()
         print(f"parado em {stop_s:.2f} s; processos filhos vistos: {sorted(commands.values())}")
         assert await no_survivors(first.seen) == []
@@ -369,16 +312,12 @@ async def test_gd_dev_up(tmp_path: Path) -> None:
         stacks.append(second)
         client, ready2_s = await second.ready_client(address)
         print(f"segundo início: pronto em {ready2_s:.2f} s (mesmo var/temporal.db)")
-        assert ready2_s < READY_LIMIT_S, second.output()
         desc = await client.get_workflow_handle(workflow_id).describe()
         assert desc.id == workflow_id and desc.run_id == run_id
         assert desc.status == WorkflowExecutionStatus.RUNNING, desc.status
-        if real:
-            assert await wait_for_poller(client, "gd-access", 30), second.output()
-            again = await query_until(client.get_workflow_handle(workflow_id), "status", 30)
-            assert again["status"] == "AWAITING_ANSWER", again
-        else:
-            await client.get_workflow_handle(workflow_id).terminate("fim do teste")
+        assert await wait_for_poller(client, "gd-access", 30), second.output()
+        again = await query_until(client.get_workflow_handle(workflow_id), "status", 30)
+        assert again["status"] == "AWAITING_ANSWER", again
         await second.interrupt()
         assert await no_survivors(second.seen) == []
     finally:

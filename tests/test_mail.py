@@ -5,7 +5,7 @@ Real aiosmtpd server (tests/smtp_sink.py), real SQLite file in tmp_path.
 
 from __future__ import annotations
 
-from tests.pdf_fixture import make_pdf
+import base64
 import hashlib
 import json
 import logging
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -39,6 +39,7 @@ from models.activities import CredentialsRequest, EmailRequest
 from models.common import DocumentRef
 from models.settings import GdSettings
 from tests.store_fixtures import Database, database  # noqa: F401 - fixture
+from tests.pdf_fixture import make_pdf
 from tests.smtp_sink import SmtpSink, free_port
 
 CUSTOMER = "maria.silva@example.com"
@@ -276,7 +277,21 @@ async def test_parecer_sent_with_pdf_through_activity_environment(mail, sink, bl
     assert "NS 1234567890" in text and "até 03/09/2026" in text and "120 dias" in text
     assert "parecer-1234567890.pdf" in text
     assert "<strong>1234567890</strong>" in html_of(message)
+    # What README promises of every message: pt-BR, auto-generated, multipart text + HTML
+    # in quoted-printable UTF-8, attachments in base64 — read on the parsed parts...
+    assert message["Content-Language"] == "pt-BR"
+    assert message["Auto-Submitted"] == "auto-generated"
+    for kind in ("plain", "html"):
+        body = message.get_body(preferencelist=(kind,))
+        assert body["Content-Transfer-Encoding"] == "quoted-printable", kind
+        assert body.get_content_charset() == "utf-8", kind
     [attachment] = list(message.iter_attachments())
+    assert attachment["Content-Transfer-Encoding"] == "base64"
+    # ...and on the bytes that crossed the wire: a pt-BR accent travels as =C3=A7-style
+    # quoted-printable, the PDF's binary bytes as base64 lines, never raw.
+    raw = sink.raw[0]
+    assert b"=C3=A7" in raw or b"=C3=A3" in raw or b"=C3=A9" in raw
+    assert PDF not in raw and base64.b64encode(PDF)[:60] in raw.replace(b"\r\n", b"")
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == "parecer-1234567890.pdf"
     assert attachment.get_content() == blobs.get(ref.sha256) == PDF
@@ -448,8 +463,19 @@ def secret_from(message, pattern: str) -> str:
     return found.group(1)
 
 
-def database_bytes(tmp_path: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in tmp_path.glob("gd.db*"))
+def database_bytes(database: Database, store: Store) -> bytes:
+    """Everything the store holds: every row of every table (both back-ends) and, on
+    SQLite, the database file itself with its WAL (where a just-written row may still be)."""
+    with store.session(write=False) as session:
+        rows = [repr(tuple(row)).encode()
+                for table in SQLModel.metadata.sorted_tables
+                for row in session.connection().execute(sa.select(table))]
+    if database.kind == "sqlite":
+        path = Path(database.url.removeprefix("sqlite:///"))
+        files = sorted(path.parent.glob(path.name + "*"))
+        assert path in files, f"no database file at {path}"
+        rows += [p.read_bytes() for p in files]
+    return b"\n".join(rows)
 
 
 def secret_rows(store: Store) -> dict[str, TechnicianSecret]:
@@ -458,7 +484,7 @@ def secret_rows(store: Store) -> dict[str, TechnicianSecret]:
 
 
 async def test_credentials_three_emails_three_senders_secrets_only_hashed(
-        mail, sink, store, tmp_path, caplog):
+        mail, sink, store, database, caplog):
     caplog.set_level(logging.DEBUG)
     req = credentials()
     results = await ActivityEnvironment().run(mail.send_technician_credentials, req)
@@ -477,7 +503,7 @@ async def test_credentials_three_emails_three_senders_secrets_only_hashed(
     assert f"DefinirSenha.aspx?token={token}" in text_of(partweb)
     assert len(password) >= 16 and len(token) >= 40 and password != token
 
-    stored = database_bytes(tmp_path)
+    stored = database_bytes(database, store)
     for secret in (password, token):
         assert secret.encode() not in stored
         assert secret not in json.dumps([r.model_dump() for r in results])
@@ -485,6 +511,8 @@ async def test_credentials_three_emails_three_senders_secrets_only_hashed(
     rows = secret_rows(store)
     assert set(rows) == {"agv_password", "apr_password_token"}
     assert rows["agv_password"].secret_hash.startswith("scrypt$")
+    for row in rows.values():  # the scan above read where the secrets' rows are
+        assert row.secret_hash.encode() in stored
     assert verify_secret(password, rows["agv_password"].secret_hash)
     assert verify_secret(token, rows["apr_password_token"].secret_hash)
     assert not verify_secret(token, rows["agv_password"].secret_hash)

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -69,6 +71,30 @@ async def open_timers(client, workflow_id: str) -> set[str]:
 def outbox_retried(stack: ChaosStack) -> int:
     """E-mail keys whose first attempt failed (still ``sending``, or sent after a retry)."""
     return sum(1 for row in stack.outbox().values() if row.attempts >= 2)
+
+
+def refuses_connections(host: str, port: int) -> bool:
+    """The SMTP sink is really down: its port refuses a connection."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return False
+    except OSError:
+        return True
+
+
+def sent_during(stack: ChaosStack, start: datetime, end: datetime) -> list[str]:
+    """Outbox keys the worker recorded as sent inside [start, end]: what it believes it
+    delivered while the SMTP server was down (must be none). One second of grace after
+    ``start``: a message whose 250 came just before the stop commits ``sent`` after it."""
+    start = start + timedelta(seconds=1)
+    found = []
+    for key, row in stack.outbox().items():
+        sent = row.sent_at
+        if sent is not None and sent.tzinfo is None:
+            sent = sent.replace(tzinfo=timezone.utc)
+        if sent is not None and start <= sent <= end:
+            found.append(key)
+    return found
 
 
 def assert_clean(report, *, allow_window: bool) -> None:
@@ -148,6 +174,8 @@ async def test_server_restarts_while_requests_wait_on_timers_and_updates(tmp_pat
             # 2. SIGKILL: half wait on the parecer timer, half on e-mail retries.
             await quiet_at("approve", lcs)
             stack.sink.stop()
+            stopped_at = datetime.now(timezone.utc)
+            assert refuses_connections(stack.sink.host, stack.sink.port)
             sent_before = len(stack.sink.messages)
             for lc in second:
                 scenario.gates[f"approve:{lc.request_id}"].set()
@@ -164,6 +192,9 @@ async def test_server_restarts_while_requests_wait_on_timers_and_updates(tmp_pat
             assert stack.worker_alive(), f"the worker died with the server:\n{stack.worker_tail()}"
             await asyncio.sleep(2.0)
             assert len(stack.sink.messages) == sent_before
+            assert refuses_connections(stack.sink.host, stack.sink.port)
+            # The worker's own record, not the sink's: nothing marked sent during the outage.
+            assert sent_during(stack, stopped_at, datetime.now(timezone.utc)) == []
             stack.sink.restart()
             await asyncio.wait_for(asyncio.shield(work), timeout=180)
         finally:
@@ -207,9 +238,13 @@ async def test_smtp_outage_of_60_seconds_mid_run(tmp_path):
             await wait_until("the first request e-mails",
                              lambda: len(stack.sink.messages) >= before + len(lcs) // 2)
             stack.sink.stop()
+            stopped_at = datetime.now(timezone.utc)
+            assert refuses_connections(stack.sink.host, stack.sink.port)
             down_at, at_down = time.monotonic(), len(stack.sink.messages)
             await asyncio.sleep(SMTP_OUTAGE_S)
             at_up, retried = len(stack.sink.messages), outbox_retried(stack)
+            assert refuses_connections(stack.sink.host, stack.sink.port)
+            sent_while_down = sent_during(stack, stopped_at, datetime.now(timezone.utc))
             decided = sum(1 for lc in lcs if lc.decided_at is not None)
             stack.sink.restart()
             up_at = time.monotonic()
@@ -227,6 +262,8 @@ async def test_smtp_outage_of_60_seconds_mid_run(tmp_path):
             last_email_after_restore_s=round(max(stack.sink.arrivals) - up_at, 1),
             seconds=round(time.monotonic() - t0, 1)))
         assert at_up == at_down, "the sink was down: nothing can have arrived"
+        # The worker's own record, not the sink's: nothing marked sent during the outage.
+        assert sent_while_down == [], sent_while_down
         assert retried >= len(lcs) // 2, f"only {retried} e-mails were tried during the outage"
         # An outage delays e-mails, never decisions: the lifecycles went on meanwhile.
         assert decided == len(lcs), f"only {decided} of {len(lcs)} lifecycles decided during the outage"

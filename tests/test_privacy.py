@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import secrets
 import uuid
 from typing import Any, Iterator
@@ -38,6 +39,7 @@ from google.protobuf.message import Message
 from sqlmodel import select
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -113,6 +115,21 @@ def sdk_bookkeeping(event: Any) -> Iterator[Payload]:
     for name, detail in marker.details.items():
         if name != "result":
             yield from detail.payloads
+
+
+def failures(message: Message) -> Iterator[Failure]:
+    """Every Failure inside a protobuf message (an activity's last failure, an update's
+    outcome, a workflow task failure...), causes included."""
+    if isinstance(message, Failure):
+        yield message
+        if message.HasField("cause"):
+            yield from failures(message.cause)
+        return
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
+            continue
+        for item in (value if field.is_repeated else [value]):
+            yield from failures(item)
 
 
 def history_bytes(history: WorkflowHistory) -> bytes:
@@ -205,6 +222,30 @@ async def test_no_personal_data_in_history_search_attributes_logs_or_outbox(tmp_
         assert not unencrypted, unencrypted[:5]
         assert key_ids == {b"k1", b"k2"}, key_ids  # written before and after the rotation
 
+        # --- every failure text in history is encrypted ----------------------------------
+        # The two transient SMTP failures (and any other) reach history as an activity's
+        # last failure: message and stack trace moved into an encrypted attribute.
+        found_failures = [f for h in histories.values() for e in h.events for f in failures(e)]
+        assert len(found_failures) >= 2, "the run's SMTP failures are not in any history"
+        clear = [(f.message, f.stack_trace[:80]) for f in found_failures
+                 if f.message != "Encoded failure" or f.stack_trace
+                 or f.encoded_attributes.metadata.get("encoding") != b"binary/encrypted"]
+        assert not clear, clear[:5]
+
+        # --- an exported history stays encrypted (gd audit export, with the codec on) -----
+        from audit import export as exports
+
+        exported_path = tmp_path / "export.json.gz"
+        (await exports.fetch_chain(stack.client, lcs[0].workflow_id)).write(exported_path)
+        exported_bytes = gzip.decompress(exported_path.read_bytes())
+        assert not pii.found_in(exported_bytes), pii.found_in(exported_bytes)
+        assert not pattern_hits(exported_bytes, allowed_emails=allowed)
+        exported = exports.read(exported_path)
+        exported_payloads = [p for h in exported.histories() for e in h.events for p in payloads(e)]
+        exported_encrypted = sum(p.metadata.get("encoding") == b"binary/encrypted" for p in exported_payloads)
+        assert exported_encrypted == sum(p.metadata.get("encoding") == b"binary/encrypted"
+                                         for e in histories[lcs[0].workflow_id].events for p in payloads(e)) > 0
+
         # --- search attributes: visibility list and describe ---------------------------
         listed = 0
         async for execution in plain_client.list_workflows(f'TaskQueue = "{stack.task_queue}"'):
@@ -238,8 +279,9 @@ async def test_no_personal_data_in_history_search_attributes_logs_or_outbox(tmp_
         for workflow_id, history in histories.items():
             await replayer.replay_workflow(history)
         no_codec = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=pydantic_data_converter)
-        with pytest.raises(Exception):
-            await no_codec.replay_workflow(histories[lcs[0].workflow_id])
+        blind = await no_codec.replay_workflow(histories[lcs[0].workflow_id], raise_on_replay_failure=False)
+        assert blind.replay_failure is not None
+        assert "binary/encrypted" in str(blind.replay_failure), repr(blind.replay_failure)
 
         # --- a wrong key is a clear error -------------------------------------------------------
         monkeypatch.setenv("GD_CODEC_KEYS", f"k2:{new_key()},k1:{k1}")
@@ -265,6 +307,7 @@ async def test_no_personal_data_in_history_search_attributes_logs_or_outbox(tmp_
             test="privacy", workflows=len(workflow_ids), events=sum(len(h.events) for h in histories.values()),
             payload_key_ids=sorted(k.decode() for k in key_ids), pii_values=len(pii.values),
             pii_in_history=0, pii_in_search_attributes=0, pii_in_logs=0, pii_in_outbox=0,
+            failures_encrypted=len(found_failures), exported_payloads_encrypted=exported_encrypted,
             replayed=len(histories), refused_start=st.status))
 
 

@@ -223,7 +223,8 @@ async def test_patch_old_and_new_histories_both_replay():
     old_steps = [s.action for s in (await timeline.build(old)).steps]
     assert "works_declared" in new_steps and "works_declared" not in old_steps
     outcomes = await replay([old, new])
-    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+    assert [(o.workflow_id, o.ok) for o in outcomes] == [(e.workflow_id, True) for e in (old, new)], [
+        o.line() for o in outcomes]
 
 
 async def test_removing_the_patch_guard_fails_the_old_history_at_its_event():
@@ -265,7 +266,8 @@ async def test_deadline_watch_old_and_new_histories_both_replay():
         s.action for s in (await timeline.build(new)).steps
     ], "the same scenario takes the same steps before and after the watch"
     outcomes = await replay([old, new])
-    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+    assert [(o.workflow_id, o.ok) for o in outcomes] == [(e.workflow_id, True) for e in (old, new)], [
+        o.line() for o in outcomes]
 
 
 async def test_deadline_watch_needs_its_guard_both_ways():
@@ -296,7 +298,8 @@ async def test_technician_deadline_watch_old_and_new_histories_both_replay():
     steps = [[s.action for s in (await timeline.build(e)).steps] for e in (old, new)]
     assert steps[0] == steps[1] and "sla_breach" in steps[0]
     outcomes = await replay([old, new])
-    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+    assert [(o.workflow_id, o.ok) for o in outcomes] == [(e.workflow_id, True) for e in (old, new)], [
+        o.line() for o in outcomes]
 
 
 # --- a broken history ------------------------------------------------------------------

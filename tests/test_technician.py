@@ -21,7 +21,6 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.deadlines import DeadlineActivities
-from domain.calendar import default_calendar
 from models import search_attributes as sa
 from models.activities import (
     CredentialsRequest,
@@ -34,7 +33,13 @@ from models.activities import (
 from models.common import parse_or_problems
 from models.ids import technician_id
 from models.technician import TechnicianInput, TechnicianStatus
-from tests.access_helpers import smtp_outage_error
+from tests.access_helpers import (
+    due_in_business_days,
+    server_now,
+    settled_history_length,
+    skip_to_local,
+    smtp_outage_error,
+)
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
 from workflows.technician import TechnicianRegistrationWorkflow
 
@@ -196,15 +201,9 @@ async def in_review(handle: WorkflowHandle) -> TechnicianStatus:
 
 
 async def quiet_history_length(handle: WorkflowHandle) -> int:
-    """History length once the workflow has settled (its side effects may still run)."""
-    last = -1
-    for _ in range(200):
-        length = len((await handle.fetch_history()).events)
-        if length == last:
-            return length
-        last = length
-        await asyncio.sleep(0.05)
-    raise AssertionError("history never settled")
+    """History length once the workflow has nothing in flight (no pending activity, its
+    last workflow task completed): describe() and the history, not a pause in growth."""
+    return await settled_history_length(handle)
 
 
 async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:
@@ -286,15 +285,21 @@ async def test_id_must_match_the_registration(client, worker, task_queue):
 # --- review and decisions -----------------------------------------------------------------
 
 
-async def test_submission_opens_review_with_deadline_and_receipt(client, worker, task_queue, fakes):
+async def test_submission_opens_review_with_deadline_and_receipt(client, env, worker, task_queue, fakes):
+    from datetime import time
+
+    await skip_to_local(env, time(23, 30))  # time-skipping: where local and UTC dates differ
     raw = technician_input(registration="12.345-d")  # normalised to 12345D
     raw_id = "gd-technician-CREA-MG-12345D"
+    before = await server_now(env)
     handle = await start(client, raw, task_queue, workflow_id=raw_id)
     st = await in_review(handle)
+    after = await server_now(env)
     assert st.technician == "CREA-MG-12345D" and st.next_actor == "analyst"
     [deadline] = st.deadlines
     assert deadline.rule == "technician_review"
-    assert deadline.due_at == default_calendar().due_in_business_days(deadline.start, 3)
+    assert before <= deadline.start <= after
+    assert deadline.due_at == due_in_business_days(deadline.start, 3)  # 3 business days
     assert st.due_at == deadline.due_at and deadline.remind_at is not None
     transitions, emails = fakes.of(raw_id)
     [submitted] = transitions
