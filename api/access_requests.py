@@ -85,8 +85,6 @@ ACCESS_ACTIONS: dict[str, tuple[type[ActorArgs], tuple[str, ...]]] = {
     f"{PREFIX}/requests", status_code=201, tags=["solicitações"], responses=PROBLEM_RESPONSES,
     openapi_extra=json_body(AccessRequestInput),
 )
-
-
 async def create_request(request: Request) -> Response:
     """Abre uma solicitação ou consulta (AccessRequest); o request_id é a chave de idempotência."""
     gd = gd_of(request)
@@ -160,8 +158,6 @@ async def get_request(request: Request, request_id: str) -> Response:
     f"{PREFIX}/requests/{{request_id}}/actions/{{update}}", tags=["solicitações"], responses=PROBLEM_RESPONSES,
     openapi_extra=json_body(None),
 )
-
-
 async def request_action(request: Request, request_id: str, update: str) -> Response:
     """Uma ação (update do contrato: register_apr, approve, suspend, …); sem actor no corpo."""
     gd = gd_of(request)
@@ -229,9 +225,9 @@ async def list_requests(
     cursor: str | None = Query(None, max_length=4096),
 ) -> Response:
     """Lista com filtros e cursor opaco; RT e cliente veem só as suas."""
-    gd = gd_of(request)
     from gd_client import GdRefused, build_list_query, summary_from
 
+    gd = gd_of(request)
     principal = await principal_of(request, "list_requests")
     role = role_for(request, principal, ("analyst", "supervisor", "inspector", "auditor", "system", "technician", "customer"), "listar")
     if role == "technician":

@@ -41,13 +41,11 @@ BENEFICIARY_ACTIONS = {
     f"{PREFIX}/requests/{{request_id}}/beneficiaries", status_code=201, tags=["UCs recebedoras"],
     responses=PROBLEM_RESPONSES, openapi_extra=json_body(BeneficiaryInput),
 )
-
-
 async def create_beneficiaries(request: Request, request_id: str) -> Response:
     """Cadastro de UCs recebedoras (o cliente da solicitação, ou um sistema)."""
-    gd = gd_of(request)
     from gd_client import GdClient, GdRefused, GdUnavailable
 
+    gd = gd_of(request)
     principal = await principal_of(request, "create_beneficiaries", request_id)
     role = role_for(request, principal, ("customer", "system"), "cadastrar UCs recebedoras")
     workflow_id = ids.access_request_id(check_request_id(request_id))
@@ -94,8 +92,6 @@ async def get_beneficiaries(request: Request, request_id: str) -> Response:
     f"{PREFIX}/requests/{{request_id}}/beneficiaries/actions/{{update}}", tags=["UCs recebedoras"],
     responses=PROBLEM_RESPONSES, openapi_extra=json_body(None),
 )
-
-
 async def beneficiaries_action(request: Request, request_id: str, update: str) -> Response:
     """confirm | reject (analista, supervisor)."""
     gd = gd_of(request)

@@ -42,13 +42,11 @@ TECHNICIAN_ACTIONS = {
     f"{PREFIX}/technicians", status_code=201, tags=["responsáveis técnicos"], responses=PROBLEM_RESPONSES,
     openapi_extra=json_body(TechnicianInput),
 )
-
-
 async def create_technician(request: Request) -> Response:
     """Cadastro de RT (o próprio RT ou um sistema)."""
-    gd = gd_of(request)
     from gd_client import GdClient, GdRefused, GdUnavailable
 
+    gd = gd_of(request)
     principal = await principal_of(request, "create_technician")
     role = role_for(request, principal, ("system", "technician"), "cadastrar RT")
     raw = await read_json(request)
@@ -95,8 +93,6 @@ async def get_technician(request: Request, council_key: str) -> Response:
     f"{PREFIX}/technicians/{{council_key}}/actions/{{update}}", tags=["responsáveis técnicos"],
     responses=PROBLEM_RESPONSES, openapi_extra=json_body(None),
 )
-
-
 async def technician_action(request: Request, council_key: str, update: str) -> Response:
     """approve | reject (analista, supervisor)."""
     gd = gd_of(request)
