@@ -116,7 +116,7 @@ async def create_request(request: Request) -> Response:
         pass
     except RPCError as error:
         raise gd.rpc_problem(error) from error
-    status = await _waitintake(gd, workflow_id, lambda s: s.get("status") != "RECEIVED")
+    status = await wait_intake(gd, workflow_id, lambda s: s.get("status") != "RECEIVED")
     if status.get("input_digest") and status["input_digest"] != input_digest(parsed):
         raise _reused(parsed.request_id, workflow_id)
     return status_response(status, 201, location=f"{PREFIX}/requests/{parsed.request_id}")
@@ -260,7 +260,7 @@ async def list_requests(
     return JSONResponse({"items": items, "next_cursor": encode_cursor(next_token, scope) if next_token else None})
 
 
-async def _waitintake(gd: Gd, workflow_id: str, done) -> dict[str, Any]:
+async def wait_intake(gd: Gd, workflow_id: str, done) -> dict[str, Any]:
     from gd_client import poll_pauses
 
     loop = asyncio.get_running_loop()
