@@ -19,7 +19,6 @@ from temporalio.service import RPCError
 from api.auth import Principal
 from api.deps import (
     AUDITORS,
-    DECIDERS,
     PARTY_ROLES,
     PREFIX,
     START_TIMEOUT_S,
@@ -41,43 +40,19 @@ from api.deps import (
 from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
 from api.updates import run_update
+from domain import rules
 from models import ids
-from models.access import (
-    AccessRequestInput,
-    AnswerInquiryArgs,
-    ApproveArgs,
-    AttachCorrectionsArgs,
-    DeclareWorksArgs,
-    PauseClockArgs,
-    RecordInspectionArgs,
-    RegisterAprArgs,
-    ReproveArgs,
-    RequestInspectionArgs,
-    RequestReanalysisArgs,
-    SuspendArgs,
-    WithdrawArgs,
-    input_digest,
-)
+from models.access import UPDATE_ARGS, AccessRequestInput, input_digest
 from models.common import ActorArgs
-from models.names import Updates, Workflows
+from models.names import Workflows
 
 router = APIRouter()
 
 # update → (argument model, roles allowed): API.md's table.
+# Which update the API accepts, who may send it and whether a party must: the rules table
+# (domain/rules.py) says; the argument model comes from the contract's UPDATE_ARGS.
 ACCESS_ACTIONS: dict[str, tuple[type[ActorArgs], tuple[str, ...]]] = {
-    Updates.REGISTER_APR: (RegisterAprArgs, ("technician",)),
-    Updates.ATTACH_CORRECTIONS: (AttachCorrectionsArgs, ("technician",)),
-    Updates.REQUEST_REANALYSIS: (RequestReanalysisArgs, PARTY_ROLES),
-    Updates.REQUEST_INSPECTION: (RequestInspectionArgs, PARTY_ROLES),
-    Updates.WITHDRAW: (WithdrawArgs, PARTY_ROLES),
-    Updates.APPROVE: (ApproveArgs, DECIDERS),
-    Updates.SUSPEND: (SuspendArgs, DECIDERS),
-    Updates.REPROVE: (ReproveArgs, DECIDERS),
-    Updates.DECLARE_WORKS: (DeclareWorksArgs, DECIDERS),
-    Updates.PAUSE_CLOCK: (PauseClockArgs, DECIDERS),
-    Updates.RESUME_CLOCK: (ActorArgs, DECIDERS),
-    Updates.ANSWER_INQUIRY: (AnswerInquiryArgs, DECIDERS),
-    Updates.RECORD_INSPECTION: (RecordInspectionArgs, ("inspector",)),
+    update: (UPDATE_ARGS[update], rule.roles) for update, rule in rules.ACCESS.updates.items()
 }
 
 
@@ -171,7 +146,7 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
     body = await read_json(request)
     args = parse(model, {**body, "actor": actor_of(principal, role)}).model_dump(mode="json", exclude_none=True)
     status = None
-    if role in PARTY_ROLES:
+    if role in PARTY_ROLES and rules.ACCESS.updates[update].party:
         facts = await gd.facts(workflow_id)
         if facts.kind is None and await gd.query_status(workflow_id) is None:
             raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")

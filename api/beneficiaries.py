@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access_requests import readable_request
 from api.deps import (
-    DECIDERS,
     PREFIX,
     actor_of,
     check_request_id,
@@ -25,16 +24,16 @@ from api.deps import (
 from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
 from api.updates import run_update
+from domain import rules
 from models import ids
 from models.beneficiaries import BeneficiaryInput, ConfirmArgs, RejectArgs
 from models.names import Updates
 
 router = APIRouter()
 
-BENEFICIARY_ACTIONS = {
-    Updates.CONFIRM: (ConfirmArgs, DECIDERS),
-    Updates.REJECT: (RejectArgs, DECIDERS),
-}
+# Roles from the rules table (domain/rules.py); argument models from the contract.
+_ARGS = {Updates.CONFIRM: ConfirmArgs, Updates.REJECT: RejectArgs}
+BENEFICIARY_ACTIONS = {update: (_ARGS[update], rule.roles) for update, rule in rules.BENEFICIARIES.updates.items()}
 
 
 @router.post(

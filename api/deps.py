@@ -35,7 +35,6 @@ from models.settings import GdSettings
 log = logging.getLogger("gd.api")
 
 STAFF_READERS = ("analyst", "supervisor", "inspector", "auditor", "system")
-DECIDERS = ("analyst", "supervisor")
 AUDITORS = ("auditor", "supervisor")
 PARTY_ROLES = ("customer", "technician")
 MAX_JSON_BYTES = 1024 * 1024

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
 from api.deps import (
-    DECIDERS,
     PREFIX,
     actor_of,
     gd_of,
@@ -26,16 +25,16 @@ from api.deps import (
 from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
 from api.updates import run_update
+from domain import rules
 from models import ids
 from models.names import Updates
 from models.technician import TechnicianApproveArgs, TechnicianInput, TechnicianRejectArgs
 
 router = APIRouter()
 
-TECHNICIAN_ACTIONS = {
-    Updates.APPROVE: (TechnicianApproveArgs, DECIDERS),
-    Updates.REJECT: (TechnicianRejectArgs, DECIDERS),
-}
+# Roles from the rules table (domain/rules.py); argument models from the contract.
+_ARGS = {Updates.APPROVE: TechnicianApproveArgs, Updates.REJECT: TechnicianRejectArgs}
+TECHNICIAN_ACTIONS = {update: (_ARGS[update], rule.roles) for update, rule in rules.TECHNICIAN.updates.items()}
 
 
 @router.post(
