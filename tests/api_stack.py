@@ -86,7 +86,9 @@ async def wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: 
 
 
 @asynccontextmanager
-async def running_stack(tmp: Path) -> AsyncIterator[Stack]:
+async def running_stack(tmp: Path, *, worker_process: bool = False) -> AsyncIterator[Stack]:
+    """The stack; ``worker_process`` runs the worker as its own process (the benchmark:
+    then neither the worker nor the API shares the driver's event loop or GIL)."""
     env = await WorkflowEnvironment.start_local(
         data_converter=data_converter(),
         dev_server_existing_path=str(BIN / "temporal"),
@@ -104,6 +106,7 @@ async def running_stack(tmp: Path) -> AsyncIterator[Stack]:
         smtp_port=smtp.port,
         task_queue=f"gd-api-{uuid.uuid4().hex[:8]}",
         mail_dir=tmp / "mail",
+        env="dev",
     )
     deps = build_dependencies(settings)
     port = free_port()
@@ -111,7 +114,7 @@ async def running_stack(tmp: Path) -> AsyncIterator[Stack]:
     target = env.client.service_client.config.target_host
     proc = None
     try:
-        async with env, build_worker(env.client, settings, deps=deps):
+        async with env, _worker(env.client, settings, deps, tmp if worker_process else None):
             with log.open("wb") as out:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "api"], env=api_env(settings, target, issuer, port),
@@ -129,3 +132,23 @@ async def running_stack(tmp: Path) -> AsyncIterator[Stack]:
                 proc.kill()
         issuer.stop()
         smtp.stop()
+
+
+@asynccontextmanager
+async def _worker(client: Any, settings: GdSettings, deps: Any, process_dir: Path | None) -> AsyncIterator[None]:
+    """The worker with the real activities: in this process, or (``process_dir``) as
+    ``python -m bench.lifecycle --serve-worker real`` with its log in that directory."""
+    if process_dir is None:
+        async with build_worker(client, settings, deps=deps):
+            yield
+        return
+    from bench.lifecycle import WorkerProcess
+
+    target = client.service_client.config.target_host
+    worker = WorkerProcess("real", settings.model_copy(update={"temporal_address": target}), {},
+                           process_dir / "worker.log", "WARNING", None)
+    try:
+        await worker.ready()
+        yield
+    finally:
+        worker.stop()

@@ -66,6 +66,11 @@ FROZEN = {
     "technician-approved-late-pre-deadline-watch",
     "technician-refused-pre-deadline-watch",
     "technician-rejected-pre-deadline-watch",
+    # Recorded before the validators checked who the actor is (party-check-v1,
+    # technician-party-check-v1, beneficiaries-party-check-v1): no marker in them.
+    "access-lapse-cycles-cancelled-pre-party-check",
+    "technician-approved-late-pre-party-check",
+    "beneficiaries-rejected-pre-party-check",
 }
 SUPERVISOR = {"id": "sofia.supervisora", "role": "supervisor"}
 SYSTEM = {"id": "gd-orchestrator", "role": "system"}

@@ -67,11 +67,13 @@ def who(stack) -> Who:
     return Who(stack.issuer)
 
 
-async def upload(http, headers, kind: str, content: bytes | None = None, filename: str | None = None):
+async def upload(http, headers, kind: str, content: bytes | None = None, filename: str | None = None,
+                 request_id: str | None = None):
     content = content if content is not None else pdf(kind + uuid.uuid4().hex)
+    fields = {"kind": kind, **({"request_id": request_id} if request_id is not None else {})}
     r = await http.post("/api/v1/documents", headers=headers,
                         files={"file": (filename or f"{kind}.pdf", content, "application/pdf")},
-                        data={"kind": kind})
+                        data=fields)
     return r
 
 
@@ -339,6 +341,55 @@ async def test_party_refusals_and_non_party_reads(stack, who):
             "name": "Outro", "cpf": "111.444.777-35", "email": "o@example.com", "phone": "31 98888-7777",
             "council": "CREA", "uf": "MG", "registration": "999999"})
         assert r.status_code == 403
+
+
+async def test_upload_for_a_request_makes_it_the_files_holder(stack, who):
+    from activities.documents import holders
+
+    store = stack.deps.store
+    third = who.customer("39053344705", "terceiro")
+    async with stack.http() as http:
+        await approved_rt(http, who)
+        content = pdf("RG " + uuid.uuid4().hex)
+        sha = hashlib.sha256(content).hexdigest()
+        # without request_id nobody holds the file until the first request citing it
+        r = await upload(http, who.customer(), "commercial_id", content)
+        assert r.status_code == 201, r.text
+        assert holders(store, sha) == []
+        first = f"req-{uuid.uuid4().hex[:10]}"
+        r = await http.post("/api/v1/requests", json=request_body(first, r.json()), headers=who.customer())
+        assert r.status_code == 201, r.text
+        assert holders(store, sha) == [f"gd-request-{first}"]
+
+        # the same bytes uploaded for another customer's request (not opened yet): held by both
+        other = f"req-{uuid.uuid4().hex[:10]}"
+        r = await upload(http, who.customer(OTHER_CPF, "outro"), "commercial_id", content, request_id=other)
+        assert r.status_code == 201, r.text
+        assert holders(store, sha) == [f"gd-request-{first}", f"gd-request-{other}"]
+        r = await http.post("/api/v1/requests", json=request_body(other, r.json(), document=OTHER_CPF),
+                            headers=who.customer(OTHER_CPF, "outro"))
+        assert r.status_code == 201, r.text
+
+        # an opened request takes files only from who may read it: 404, nothing stored
+        intruder = pdf("intruso " + uuid.uuid4().hex)
+        r = await upload(http, third, "other", intruder, request_id=first)
+        assert r.status_code == 404 and r.headers["content-type"] == PROBLEM, r.text
+        assert store.document(hashlib.sha256(intruder).hexdigest()) is None
+
+        # a file uploaded for a request (cited by nothing yet) is downloadable by its parties only
+        extra = pdf("memorial " + uuid.uuid4().hex)
+        r = await upload(http, who.customer(), "other", extra, request_id=first)
+        assert r.status_code == 201, r.text
+        extra_sha = r.json()["sha256"]
+        assert holders(store, extra_sha) == [f"gd-request-{first}"]
+        r = await http.get(f"/api/v1/documents/{extra_sha}", headers=who.customer())
+        assert r.status_code == 200 and r.content == extra
+        r = await http.get(f"/api/v1/documents/{extra_sha}", headers=third)
+        assert r.status_code == 404
+
+        r = await upload(http, who.customer(), "other", pdf("x"), request_id="não vale")
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["request_id"]
 
 
 async def test_status_conflict_is_409_with_the_validators_message(stack, who):

@@ -302,6 +302,28 @@ async def test_technician_deadline_watch_old_and_new_histories_both_replay():
         o.line() for o in outcomes]
 
 
+@pytest.mark.parametrize("name, module", [
+    ("access-lapse-cycles-cancelled", "workflows.access_request"),
+    ("technician-approved-late", "workflows.technician"),
+    ("beneficiaries-rejected", "workflows.beneficiaries"),
+])
+async def test_party_check_old_and_new_histories_both_replay(name: str, module: str):
+    """Histories from before the validators checked who the actor is carry no marker; the
+    regenerated ones carry their workflow's party-check patch once per run; both replay,
+    and the same scenario takes the same steps (a validator changes no command)."""
+    import importlib
+
+    patch_id = importlib.import_module(module).PARTY_CHECK
+    old = exports.read(HISTORIES / f"{name}-pre-party-check.json.gz")
+    new = exports.read(HISTORIES / f"{name}.json.gz")
+    assert patch_markers(old, patch_id) == [], "the frozen history must predate the party check"
+    assert len(patch_markers(new, patch_id)) == len(new.runs), "one marker per run"
+    steps = [[s.action for s in (await timeline.build(e)).steps] for e in (old, new)]
+    assert steps[0] == steps[1]
+    outcomes = await replay([old, new])
+    assert all(o.ok for o in outcomes), [o.line() for o in outcomes]
+
+
 # --- a broken history ------------------------------------------------------------------
 
 
