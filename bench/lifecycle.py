@@ -539,6 +539,7 @@ class Bench:
             key: json.loads(raw) for key, _, raw in (o.partition("=") for o in args.alt_worker_option or [])
         }
         self.docs: dict[str, dict] = {}
+        self.pareceres: dict[str, dict] = {}  # request_id -> its own parecer
         self.plan: dict[str, Any] | None = None
         self.setup_histories: list = []
         self.histories: dict[str, list] = {}
@@ -649,12 +650,13 @@ class Bench:
             if result.get("status") != "APPROVED":
                 raise RuntimeError(f"technician ended as {result.get('status')}")
             plans, ids = [], []
-            for suspension in (False, True):
-                request_id = f"bench-{self.tag}-shape-{int(suspension)}"
+            shapes = [f"bench-{self.tag}-shape-{int(suspension)}" for suspension in (False, True)]
+            self.upload_pareceres(shapes)
+            for suspension, request_id in zip((False, True), shapes):
                 record = await drive(
                     self.client, kind=Workflows.ACCESS_REQUEST, workflow_id=access_request_id(request_id),
                     task_queue=self.settings.task_queue, start_arg=request_payload(request_id, self.docs),
-                    suspension=suspension, docs=self.docs, settle=True, expected="CONNECTED",
+                    suspension=suspension, docs=self.docs_for(request_id), settle=True, expected="CONNECTED",
                 )
                 if not record.ok:
                     raise RuntimeError(f"lifecycle de referência falhou: {record.error}")
@@ -667,6 +669,27 @@ class Bench:
         finally:
             started.stop()
         self.expected_emails = EMAILS_TECHNICIAN + EMAILS_PLAIN + EMAILS_SUSPENSION
+
+    def upload_pareceres(self, request_ids: list[str]) -> None:
+        """Upload one parecer per request, held by that request (an e-mail attaches only a
+        document its own request holds)."""
+        import worker as gd_worker
+        from activities.blobs import upload
+        from models.ids import access_request_id
+
+        deps = gd_worker.build_dependencies(self.settings)
+        try:
+            for request_id in request_ids:
+                ref = upload(
+                    deps.store, deps.blobs, pdf(f"parecer {request_id}"), kind="parecer",
+                    filename="parecer.pdf", for_workflow=access_request_id(request_id),
+                )
+                self.pareceres[request_id] = ref.model_dump(mode="json")
+        finally:
+            deps.store.dispose()
+
+    def docs_for(self, request_id: str) -> dict[str, dict]:
+        return {**self.docs, "parecer": self.pareceres.get(request_id, self.docs["parecer"])}
 
     # a phase -------------------------------------------------------------------------
 
@@ -690,13 +713,22 @@ class Bench:
                         self.client, kind=FLOOR_WORKFLOW, workflow_id=workflow_id, task_queue=task_queue,
                         start_arg=plan, suspension=suspension, docs=self.docs, expected="DONE",
                     )
-                request_id = f"bench-{self.tag}-{name}-{round_}-{prefix}-{i:05d}"
+                request_id = real_id(prefix, i)
                 return await drive(
                     self.client, kind=Workflows.ACCESS_REQUEST, workflow_id=access_request_id(request_id),
                     task_queue=task_queue, start_arg=request_payload(request_id, self.docs),
-                    suspension=suspension, docs=self.docs, expected="CONNECTED",
+                    suspension=suspension, docs=self.docs_for(request_id), expected="CONNECTED",
                 )
             return run
+
+        def real_id(prefix: str, i: int) -> str:
+            return f"bench-{self.tag}-{name}-{round_}-{prefix}-{i:05d}"
+
+        if not floor:
+            # Each request's parecer is its own file, uploaded for it before the clock starts.
+            self.upload_pareceres(
+                [real_id("warm", i) for i in range(args.warmup)] + [real_id("run", i) for i in range(args.n)]
+            )
 
         root = Path(args.compare) if name == "alt" else PROJECT_ROOT
         options = {**self.options, **self.alt_options} if name == "alt" else self.options

@@ -23,6 +23,7 @@ from models import search_attributes as sa
 from models.settings import GdSettings
 from tests.oidc_issuer import Issuer
 from tests.smtp_sink import SmtpSink
+from tests.servers import SERVER_STARTUP
 from worker import build_dependencies, build_worker, data_converter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +91,7 @@ async def running_stack(tmp: Path, *, worker_process: bool = False) -> AsyncIter
     """The stack; ``worker_process`` runs the worker as its own process (the benchmark:
     then neither the worker nor the API shares the driver's event loop or GIL)."""
     env = await WorkflowEnvironment.start_local(
+        dev_server_startup_timeout=SERVER_STARTUP,
         data_converter=data_converter(),
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=list(sa.ALL_KEYS),

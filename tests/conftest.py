@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from models import search_attributes as sa
 from worker import data_converter
+from tests.servers import SERVER_STARTUP
 
 BIN = Path(sys.executable).parent
 
@@ -54,12 +55,14 @@ async def env(workflow_environment_kind: str) -> AsyncIterator[WorkflowEnvironme
     kind = workflow_environment_kind
     if kind == "time-skipping":
         environment = await WorkflowEnvironment.start_time_skipping(
+            test_server_startup_timeout=SERVER_STARTUP,
             data_converter=data_converter(),
             test_server_existing_path=_binary("temporal-test-server"),
         )
         await sa.register(environment.client, "default")
     elif kind == "local":
         environment = await WorkflowEnvironment.start_local(
+            dev_server_startup_timeout=SERVER_STARTUP,
             data_converter=data_converter(),
             dev_server_existing_path=_binary("temporal"),
             search_attributes=list(sa.ALL_KEYS),

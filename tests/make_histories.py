@@ -51,6 +51,7 @@ from tests.access_helpers import (
     status,
     update,
 )
+from tests.servers import SERVER_STARTUP
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 # Written before a patch (docs/PATCHING.md); kept as is. "-prepatch": before
@@ -403,6 +404,7 @@ async def start_environment() -> WorkflowEnvironment:
     from worker import data_converter
 
     env = await WorkflowEnvironment.start_time_skipping(
+        test_server_startup_timeout=SERVER_STARTUP,
         data_converter=data_converter(),
         test_server_existing_path=_binary("temporal-test-server"),
     )

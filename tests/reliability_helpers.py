@@ -427,9 +427,9 @@ class ChaosStack:
 
     # --- documents ----------------------------------------------------------------------
 
-    def upload_pdf(self, kind: str, salt: str = "") -> dict[str, Any]:
+    def upload_pdf(self, kind: str, salt: str = "", for_workflow: str | None = None) -> dict[str, Any]:
         content = make_pdf(f"{kind} {salt}")
-        ref = upload(self.store, self.blobs, content, kind=kind, filename=f"{kind}.pdf")
+        ref = upload(self.store, self.blobs, content, kind=kind, filename=f"{kind}.pdf", for_workflow=for_workflow)
         return ref.model_dump(mode="json")
 
     # --- store reads ----------------------------------------------------------------------
@@ -700,7 +700,7 @@ class Scenario:
             self.waiting[name] -= 1
 
     def upload_documents(self) -> None:
-        for kind in ("commercial_id", "parecer", "correction", *APR_KINDS):
+        for kind in ("commercial_id", "correction", *APR_KINDS):
             self.docs[kind] = self.stack.upload_pdf(kind, salt="reliability")
 
     async def run(self, *, technicians: bool = True, lifecycles: bool = True,
@@ -781,7 +781,10 @@ class Scenario:
         if lc.path == "pause":
             st = await up("pause_clock", {"actor": ANALYST, "reason": "aguardando dados da subestação"})
             st = await up("resume_clock", {"actor": ANALYST})
-        st = await up("approve", {"actor": ANALYST, "parecer": docs["parecer"]})
+        # Each request's parecer is its own file, uploaded for it: the e-mail that carries
+        # it attaches only a document this request holds.
+        parecer = self.stack.upload_pdf("parecer", salt=wf, for_workflow=wf)
+        st = await up("approve", {"actor": ANALYST, "parecer": parecer})
         st = await up("request_inspection", {"actor": CUSTOMER}, step="request_inspection-1")
         if lc.path == "reprove_inspection":
             st = await up("record_inspection", {

@@ -43,6 +43,7 @@ from tests.access_helpers import (
     status,
     update,
 )
+from tests.servers import SERVER_STARTUP
 
 
 
@@ -551,6 +552,7 @@ async def test_continues_as_new_when_the_server_suggests_it(task_queue, fakes):
     from workflows.access_request import CYCLES_PER_RUN
 
     async with await WorkflowEnvironment.start_local(
+        dev_server_startup_timeout=SERVER_STARTUP,
         data_converter=data_converter(),
         dev_server_existing_path=_binary("temporal"),
         search_attributes=list(sa.ALL_KEYS),

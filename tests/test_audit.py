@@ -20,6 +20,7 @@ from audit.cli import audit_app, report_app
 from audit.replay import replay
 from tests import make_histories as golden
 from tests.make_histories import HISTORIES
+from tests.servers import SERVER_STARTUP
 
 SP = ZoneInfo("America/Sao_Paulo")
 
@@ -124,6 +125,7 @@ async def test_replay_by_visibility_query(env, tmp_path):
 
     if env.supports_time_skipping:
         server = await WorkflowEnvironment.start_local(
+            dev_server_startup_timeout=SERVER_STARTUP,
             data_converter=data_converter(),
             dev_server_existing_path=_binary("temporal"),
             search_attributes=list(sa.ALL_KEYS),
