@@ -162,7 +162,9 @@ def tracing_interceptors(service_name: str = "gd-worker") -> list:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
         _TRACER_PROVIDER = provider
-    return [TracingInterceptor(trace.get_tracer("gd-orchestrator"))]
+    # Workflow spans even when the starter sent no trace context (a CLI, an old API).
+    return [TracingInterceptor(trace.get_tracer("gd-orchestrator"),
+                               always_create_workflow_spans=True)]
 
 
 def shutdown_tracing() -> None:
