@@ -1,4 +1,16 @@
-"""The worker: one client with the pydantic data converter, every workflow and activity."""
+"""The worker: one client with the pydantic data converter, every workflow and activity.
+
+Connection (``connect_config``): address, namespace, TLS/mTLS (``GD_TEMPORAL_TLS*``), an
+API key (``GD_TEMPORAL_API_KEY``). ``gd worker --check`` (:func:`check`) verifies the
+connection, the namespace, the search attributes and the store's schema, and prints the
+exact ``temporal`` commands for what is missing.
+
+Observability: with ``GD_METRICS_ADDRESS`` the SDK's runtime serves Prometheus metrics
+there (its own plus ``gd_emails_total`` and ``gd_transitions_total``, counted by
+:class:`GdMetricsInterceptor`, with no personal data in any label); with
+``OTEL_EXPORTER_OTLP_ENDPOINT`` spans (client → workflow → activity, from
+``temporalio.contrib.opentelemetry``) are exported over OTLP/HTTP.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +19,19 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from pathlib import Path
+
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 
 from models.settings import GdSettings, get_settings
 
@@ -39,13 +61,170 @@ def data_converter():
     )
 
 
-async def connect(settings: GdSettings | None = None) -> Client:
-    settings = settings or get_settings()
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.namespace,
-        data_converter=data_converter(),
+class ConnectConfigError(SystemExit):
+    """The Temporal connection settings are inconsistent (the message says which, pt-BR)."""
+
+
+def _read_setting_file(name: str, path: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as error:
+        raise ConnectConfigError(
+            f"{name}={path}: arquivo ilegível ({error.strerror or error})"
+        ) from None
+
+
+def tls_config(settings: GdSettings) -> TLSConfig | None:
+    """The TLS of the Temporal connection, or None (plain TCP: a dev server, a sidecar).
+
+    TLS is on with ``GD_TEMPORAL_TLS=true`` or any of CA, certificate, server name or API
+    key set (a hosted Temporal takes an API key only over TLS). mTLS needs both the
+    certificate and its key."""
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if bool(cert) != bool(key):
+        raise ConnectConfigError(
+            "mTLS: defina GD_TEMPORAL_TLS_CERT e GD_TEMPORAL_TLS_KEY juntos (certificado e chave)"
+        )
+    wanted = (settings.temporal_tls or cert or settings.temporal_tls_ca
+              or settings.temporal_tls_server_name or settings.temporal_api_key)
+    if not wanted:
+        return None
+    return TLSConfig(
+        server_root_ca_cert=(_read_setting_file("GD_TEMPORAL_TLS_CA", settings.temporal_tls_ca)
+                             if settings.temporal_tls_ca else None),
+        client_cert=_read_setting_file("GD_TEMPORAL_TLS_CERT", cert) if cert else None,
+        client_private_key=_read_setting_file("GD_TEMPORAL_TLS_KEY", key) if key else None,
+        domain=settings.temporal_tls_server_name or None,
     )
+
+
+def connect_config(settings: GdSettings, *, runtime: Runtime | None = None,
+                   interceptors: list | None = None) -> dict:
+    """The keyword arguments of ``Client.connect`` for these settings."""
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    config: dict = {
+        "target_host": settings.temporal_address,
+        "namespace": settings.namespace,
+        "data_converter": data_converter(),
+        "tls": tls_config(settings) or False,
+        "api_key": api_key,
+        "interceptors": list(interceptors if interceptors is not None else tracing_interceptors()),
+    }
+    if runtime is not None:
+        config["runtime"] = runtime
+    return config
+
+
+async def connect(settings: GdSettings | None = None, *, runtime: Runtime | None = None,
+                  interceptors: list | None = None) -> Client:
+    settings = settings or get_settings()
+    return await Client.connect(**connect_config(settings, runtime=runtime,
+                                                 interceptors=interceptors))
+
+
+# --- metrics and traces ----------------------------------------------------------------------
+
+_RUNTIME: Runtime | None = None
+_TRACER_PROVIDER = None
+
+
+def telemetry_runtime(settings: GdSettings) -> Runtime | None:
+    """One Runtime per process serving Prometheus metrics on ``GD_METRICS_ADDRESS``."""
+    global _RUNTIME
+    if not settings.metrics_address:
+        return None
+    if _RUNTIME is None:
+        _RUNTIME = Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.metrics_address,
+                                     counters_total_suffix=False, durations_as_seconds=True)))
+    return _RUNTIME
+
+
+def tracing_interceptors(service_name: str = "gd-worker") -> list:
+    """``[TracingInterceptor()]`` exporting over OTLP/HTTP when
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) is set; else none."""
+    import os
+
+    global _TRACER_PROVIDER
+    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return []
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    if _TRACER_PROVIDER is None:
+        name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+        provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _TRACER_PROVIDER = provider
+    # Workflow spans even when the starter sent no trace context (a CLI, an old API).
+    return [TracingInterceptor(trace.get_tracer("gd-orchestrator"),
+                               always_create_workflow_spans=True)]
+
+
+def shutdown_tracing() -> None:
+    """Flush the spans still buffered (at the worker's exit)."""
+    if _TRACER_PROVIDER is not None:
+        _TRACER_PROVIDER.shutdown()
+
+
+class _MetricsActivityInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, root: "GdMetricsInterceptor"):
+        super().__init__(next)
+        self.root = root
+
+    async def execute_activity(self, input: ExecuteActivityInput):
+        result = await super().execute_activity(input)
+        try:
+            self.root.count(activity.info().activity_type, input.args, result)
+        except Exception:  # noqa: BLE001 - a metric never fails an activity
+            log.debug("metric not recorded", exc_info=True)
+        return result
+
+
+class GdMetricsInterceptor(Interceptor):
+    """Our counters, on the runtime's meter (the same /metrics as the SDK's):
+
+    * ``gd_emails_total{template, outcome}`` — e-mails by template and outcome (``sent``,
+      ``duplicate``, ``refused``);
+    * ``gd_transitions_total{process, action, status}`` — steps recorded in the store.
+
+    Labels are names from the code (templates, actions, statuses), never a value a person
+    typed: no e-mail address, CPF, name or id reaches a label."""
+
+    def __init__(self) -> None:
+        self._counters: dict = {}
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _MetricsActivityInbound(next, self)
+
+    def _counter(self, name: str, description: str):
+        meter = activity.metric_meter()
+        key = (id(meter), name)
+        if key not in self._counters:
+            self._counters[key] = meter.create_counter(name, description)
+        return self._counters[key]
+
+    def count(self, activity_type: str, args, result) -> None:
+        if activity_type in ("send_email", "send_technician_credentials"):
+            results = result if isinstance(result, list) else [result]
+            emails = self._counter("gd_emails_total", "E-mails by template and outcome")
+            for one in results:
+                status = getattr(one, "status", None)
+                if status:
+                    emails.add(1, {"template": str(getattr(one, "template", "") or "unknown"),
+                                   "outcome": str(status)})
+        elif activity_type == "record_transition" and args:
+            t = args[0]
+            self._counter("gd_transitions_total", "Process steps recorded").add(1, {
+                "process": str(getattr(t, "process", "")), "action": str(getattr(t, "action", "")),
+                "status": str(getattr(t, "status", "")),
+            })
 
 
 def all_workflows() -> list[type]:
@@ -61,13 +240,19 @@ class Dependencies:
     settings: GdSettings
 
 
-def build_dependencies(settings: GdSettings) -> Dependencies:
-    from activities.blobs import BlobStore
+def build_dependencies(settings: GdSettings, *, schema: str = "upgrade") -> Dependencies:
+    """The store and blob store of ``settings``. ``schema``: ``upgrade`` (migrate to the
+    newest revision: dev, tests) or ``check`` (refuse a database that is behind: a
+    production worker leaves migrations to ``gd db upgrade``)."""
+    from activities.blobs import open_blobs
     from activities.store import Store
 
     store = Store(settings.database_url)
-    store.create_schema()
-    return Dependencies(store=store, blobs=BlobStore(settings.blob_dir), settings=settings)
+    if schema == "check":
+        store.check_schema()
+    else:
+        store.create_schema()
+    return Dependencies(store=store, blobs=open_blobs(settings, store), settings=settings)
 
 
 def all_activities(deps: Dependencies) -> list:
@@ -103,12 +288,14 @@ def build_worker(
     settings = settings or get_settings()
     if activities is None:
         activities = all_activities(deps or build_dependencies(settings))
+    interceptors = [GdMetricsInterceptor(), *worker_options.pop("interceptors", [])]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=all_workflows(),
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=16),
+        interceptors=interceptors,
         **worker_options,
     )
 
@@ -126,17 +313,146 @@ def check_startup(settings: GdSettings) -> None:
         raise StartupRefused("worker não iniciado: " + "; ".join(problems))
 
 
+def is_dev(settings: GdSettings) -> bool:
+    return settings.env.strip().lower() == "dev"
+
+
 async def run(settings: GdSettings | None = None) -> None:
     settings = settings or get_settings()
     check_startup(settings)
-    client = await connect(settings)
-    worker = build_worker(client, settings)
-    log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
-    await worker.run()
+    from activities.blobs import blob_backend
+    from activities.store import SchemaOutdated
+
+    if blob_backend(settings) == "local" and not is_dev(settings):
+        log.warning("documents on this machine's disk (GD_BLOB_DIR): workers and API "
+                    "instances elsewhere cannot read them; set GD_BLOB_URL")
+    try:
+        deps = build_dependencies(settings, schema="upgrade" if is_dev(settings) else "check")
+    except SchemaOutdated as error:
+        raise StartupRefused(f"worker não iniciado: {error}") from None
+    runtime = telemetry_runtime(settings)
+    client = await connect(settings, runtime=runtime)
+    worker = build_worker(client, settings, deps=deps)
+    log.info("worker polling task queue %s on %s%s", settings.task_queue,
+             settings.temporal_address,
+             f"; metrics on http://{settings.metrics_address}/metrics" if runtime else "")
+    try:
+        await worker.run()
+    finally:
+        shutdown_tracing()
 
 
-def main() -> None:
+# --- gd worker --check ----------------------------------------------------------------------
+
+
+def _cli_connection_flags(settings: GdSettings) -> list[str]:
+    """The `temporal` CLI flags that reach the same server the worker does."""
+    import shlex
+
+    flags = ["--address", shlex.quote(settings.temporal_address)]
+    if tls_config(settings) is not None:
+        flags.append("--tls")
+    for flag, value in (("--tls-cert-path", settings.temporal_tls_cert),
+                        ("--tls-key-path", settings.temporal_tls_key),
+                        ("--tls-ca-path", settings.temporal_tls_ca),
+                        ("--tls-server-name", settings.temporal_tls_server_name)):
+        if value:
+            flags += [flag, shlex.quote(str(value))]
+    if settings.temporal_api_key:
+        flags += ["--api-key", '"$TEMPORAL_API_KEY"']
+    return flags
+
+
+async def check(settings: GdSettings, out=print) -> int:
+    """``gd worker --check``: 0 when the worker can run here; else 1, and the commands
+    that fix what is missing (printed, never run)."""
+    import shlex
+
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from models.search_attributes import CLI_TYPES
+
+    problems = 0
+    ns = settings.namespace
+    tls = "com TLS" if tls_config(settings) else "sem TLS"
+    try:
+        client = await asyncio.wait_for(connect(settings, interceptors=[]), 15)
+    except (Exception, asyncio.TimeoutError) as error:  # noqa: BLE001 - reported
+        out(f"✗ conexão com {settings.temporal_address} ({tls}): {type(error).__name__}: {error}")
+        return 2
+    out(f"✓ conexão com {settings.temporal_address} ({tls})")
+    flags = " ".join(_cli_connection_flags(settings))
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=ns))
+        out(f"✓ namespace {ns}")
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            out(f"✗ namespace {ns}: {error.message}")
+            return 2
+        out(f"✗ namespace {ns} não existe; crie-o com:")
+        out(f"  temporal operator namespace create {flags} --namespace {shlex.quote(ns)}")
+        out("  (e rode `gd worker --check` de novo para os atributos de busca)")
+        return 1
+    answer = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=ns))
+    from temporalio.api.enums.v1 import IndexedValueType
+
+    have = {name: IndexedValueType.Name(kind).removeprefix("INDEXED_VALUE_TYPE_").lower()
+            for name, kind in answer.custom_attributes.items()}
+    missing = []
+    for name, kind in CLI_TYPES.items():
+        if name not in have:
+            missing.append((name, kind))
+        elif have[name] != kind.lower():
+            problems += 1
+            out(f"✗ atributo de busca {name} é {have[name]}, o código espera {kind}: "
+                "um atributo não muda de tipo; remova-o e crie-o de novo (sem processos em curso)")
+    if missing:
+        problems += len(missing)
+        out(f"✗ atributos de busca ausentes em {ns}: {', '.join(n for n, _ in missing)}; crie-os com:")
+        for name, kind in missing:
+            out(f"  temporal operator search-attribute create {flags} --namespace "
+                f"{shlex.quote(ns)} --name {name} --type {kind}")
+    elif not problems:
+        out(f"✓ atributos de busca ({len(CLI_TYPES)})")
+    problems += _check_store(settings, out)
+    return 1 if problems else 0
+
+
+def _check_store(settings: GdSettings, out) -> int:
+    from activities.blobs import blob_backend
+    from activities.store import SchemaOutdated, SchemaTooNew, Store
+
+    store = Store(settings.database_url)
+    try:
+        revision = store.check_schema()
+        out(f"✓ banco de dados na revisão {revision} (a mais nova)")
+        problems = 0
+    except (SchemaOutdated, SchemaTooNew) as error:
+        out(f"✗ {error}")
+        problems = 1
+    except Exception as error:  # noqa: BLE001 - reported
+        out(f"✗ banco de dados inacessível: {type(error).__name__}")
+        problems = 1
+    finally:
+        store.dispose()
+    backend = blob_backend(settings)
+    where = {"database": "no banco de dados (document_blob)", "s3": f"em {settings.blob_url}",
+             "local": f"no disco desta máquina ({settings.blob_dir}): só para desenvolvimento"}
+    mark = "!" if backend == "local" and not is_dev(settings) else "✓"
+    out(f"{mark} documentos {where[backend]}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if "--check" in argv:
+        raise SystemExit(asyncio.run(check(get_settings())))
     try:
         asyncio.run(run())
     except KeyboardInterrupt:

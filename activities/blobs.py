@@ -1,7 +1,19 @@
-"""Content-addressed blob store and document upload.
+"""Content-addressed blob stores and document upload.
 
-Files never travel inside workflow history: they are stored once under their SHA-256
-(``root/ab/cdef…``) and processes carry ``DocumentRef`` values. A file is accepted only
+Files never travel inside workflow history: they are stored once under their SHA-256 and
+processes carry ``DocumentRef`` values. Where the bytes live (``GD_BLOB_URL``,
+:func:`open_blobs`):
+
+* ``database`` — the store's ``document_blob`` table (:class:`DatabaseBlobs`), the default
+  when the store is PostgreSQL: every worker and API instance reads what any other wrote;
+* ``s3://bucket/prefix`` — S3-compatible storage through boto3 (:class:`S3Blobs`; MinIO or
+  another endpoint with ``GD_S3_ENDPOINT_URL``; credentials from the standard ``AWS_*``
+  variables or the instance's role), objects at ``prefix/ab/cdef…``;
+* ``local`` — a directory of this machine (:class:`BlobStore`, ``root/ab/cdef…``), the
+  default with SQLite: one machine only, for development.
+
+Every back-end has ``put(data) -> sha256``, ``get(sha256) -> bytes`` (``FileNotFoundError``
+when absent), ``exists(sha256, size=None)`` and ``size(sha256)``. A file is accepted only
 if it is not empty, is at most 3 MB, and its *content* is PDF, PNG, JPEG, DWG or DXF:
 a PDF must parse (pypdf, at least one page) and an image must decode (Pillow); a file
 that only starts like one (``%PDF-`` followed by a ZIP or an HTML page) is refused, as
@@ -26,11 +38,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from activities.store import Store
-from activities.tables import DocumentRecord
+from activities.tables import DocumentRecord, utcnow
 from models.common import DOCUMENT_KINDS, MAX_DOCUMENT_BYTES, DocumentRef, valid_workflow_id
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -137,6 +151,202 @@ class BlobStore:
     def get(self, sha256: str) -> bytes:
         """The bytes of a blob; ``FileNotFoundError`` if it is not stored."""
         return self.path(sha256).read_bytes()
+
+    def size(self, sha256: str) -> int | None:
+        """The stored size in bytes, or None when the blob is not stored."""
+        try:
+            return self.path(sha256).stat().st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+class _RemoteBlob:
+    """What ``path()`` gives for a blob that is not a local file: only its ``stat()``
+    (``st_size``), for callers written against :class:`BlobStore`; prefer ``size()``."""
+
+    def __init__(self, blobs: "DatabaseBlobs | S3Blobs", sha256: str):
+        self._blobs, self.sha256 = blobs, sha256
+
+    def stat(self) -> os.stat_result:
+        size = self._blobs.size(self.sha256)
+        if size is None:
+            raise FileNotFoundError(self.sha256)
+        return os.stat_result((0o100444, 0, 0, 1, 0, 0, size, 0, 0, 0))
+
+    def read_bytes(self) -> bytes:
+        return self._blobs.get(self.sha256)
+
+
+class DatabaseBlobs:
+    """Blobs as rows of ``document_blob`` in the store (one per SHA-256, never rewritten)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"DatabaseBlobs({self.store!r})"
+
+    def path(self, sha256: str) -> _RemoteBlob:
+        return _RemoteBlob(self, _check_sha(sha256))
+
+    def size(self, sha256: str) -> int | None:
+        from activities.tables import DocumentBlob
+
+        try:
+            value = _check_sha(sha256)
+        except ValueError:
+            return None
+        table = DocumentBlob.__table__  # type: ignore[attr-defined]
+        with self.store.connection(write=False) as conn:
+            return conn.execute(
+                sa.select(table.c.size).where(table.c.sha256 == value)
+            ).scalar()
+
+    def exists(self, sha256: str, size: int | None = None) -> bool:
+        stored = self.size(sha256)
+        return stored is not None and (size is None or stored == size)
+
+    def put(self, data: bytes) -> str:
+        from activities.tables import DocumentBlob
+
+        digest = hashlib.sha256(data).hexdigest()
+        if self.exists(digest, len(data)):
+            return digest
+        table = DocumentBlob.__table__  # type: ignore[attr-defined]
+        try:
+            with self.store.connection() as conn:
+                conn.execute(table.insert().values(
+                    sha256=digest, size=len(data), content=data, stored_at=utcnow()))
+        except IntegrityError:
+            pass  # another process stored the same bytes meanwhile: they are the same
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        from activities.tables import DocumentBlob
+
+        value = _check_sha(sha256)
+        table = DocumentBlob.__table__  # type: ignore[attr-defined]
+        with self.store.connection(write=False) as conn:
+            data = conn.execute(
+                sa.select(table.c.content).where(table.c.sha256 == value)
+            ).scalar()
+        if data is None:
+            raise FileNotFoundError(f"blob {value[:12]}… not stored")
+        return bytes(data)
+
+
+class S3Blobs:
+    """Blobs as objects ``prefix/ab/cdef…`` of an S3-compatible bucket (boto3)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
+                 client: object | None = None):
+        if not bucket:
+            raise ValueError("GD_BLOB_URL s3:// sem bucket (ex.: s3://gd-documentos/gd)")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client(
+                "s3", endpoint_url=endpoint_url,
+                config=Config(connect_timeout=5, read_timeout=30,
+                              retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        self.client: Any = client
+
+    def __repr__(self) -> str:
+        return f"S3Blobs('s3://{self.bucket}/{self.prefix}')"
+
+    def key(self, sha256: str) -> str:
+        value = _check_sha(sha256)
+        name = f"{value[:2]}/{value[2:]}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def path(self, sha256: str) -> _RemoteBlob:
+        return _RemoteBlob(self, _check_sha(sha256))
+
+    def _missing(self, error: Exception) -> bool:
+        response = getattr(error, "response", None) or {}
+        code = str(response.get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            key = self.key(sha256)
+        except ValueError:
+            return None
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if self._missing(error):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def exists(self, sha256: str, size: int | None = None) -> bool:
+        stored = self.size(sha256)
+        return stored is not None and (size is None or stored == size)
+
+    def put(self, data: bytes) -> str:
+        import base64
+
+        digest = hashlib.sha256(data).hexdigest()
+        if self.exists(digest, len(data)):
+            return digest
+        # The server checks the bytes against their SHA-256 (a torn upload is refused).
+        self.client.put_object(
+            Bucket=self.bucket, Key=self.key(digest), Body=data,
+            ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode("ascii"),
+        )
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        key = self.key(sha256)
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if self._missing(error):
+                raise FileNotFoundError(f"blob {key} not stored") from None
+            raise
+        return answer["Body"].read()
+
+
+Blobs = BlobStore | DatabaseBlobs | S3Blobs
+
+
+def blob_backend(settings: Any) -> str:
+    """``database``, ``s3`` or ``local``: where ``settings`` put the documents."""
+    url = (getattr(settings, "blob_url", None) or "").strip()
+    if not url:
+        database = str(getattr(settings, "database_url", ""))
+        return "database" if database.startswith("postgresql") else "local"
+    if url in ("database", "db"):
+        return "database"
+    if url.startswith("s3://"):
+        return "s3"
+    if url == "local":
+        return "local"
+    raise ValueError(
+        f"GD_BLOB_URL={url!r} não reconhecida: use database, s3://bucket/prefixo ou local"
+    )
+
+
+def open_blobs(settings: Any, store: Store) -> Blobs:
+    """The blob store ``settings`` name (see the module doc)."""
+    backend = blob_backend(settings)
+    if backend == "database":
+        return DatabaseBlobs(store)
+    if backend == "s3":
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(settings.blob_url.strip())
+        return S3Blobs(parts.netloc, parts.path, endpoint_url=getattr(settings, "s3_endpoint_url", None))
+    return BlobStore(settings.blob_dir)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -252,7 +462,7 @@ def _clean_filename(filename: str) -> str:
 
 def upload(
     store: Store,
-    blobs: BlobStore,
+    blobs: Blobs,
     path_or_bytes: str | os.PathLike[str] | bytes,
     *,
     kind: str,

@@ -15,24 +15,24 @@ Back-ends
   checkout. A statement that was running on the killed connection fails; the activity
   retry policy runs it again.
 
-Schema and its versions
------------------------
-``create_schema()`` runs in one transaction holding a lock (``BEGIN IMMEDIATE`` on SQLite,
-``pg_advisory_xact_lock`` on PostgreSQL), so workers that start together never race:
+Schema and its migrations
+-------------------------
+The schema is versioned by Alembic revisions in ``migrations/versions/`` (one file per
+change; migrations/README.md). ``create_schema()`` (what ``gd db upgrade`` runs, and a
+worker at start in dev) runs in one transaction holding a lock (``BEGIN IMMEDIATE`` on
+SQLite, ``pg_advisory_xact_lock`` on PostgreSQL), so processes that start together never
+race:
 
-1. ``create_all`` creates every missing table of ``activities/tables.py`` in its current
-   shape (existing tables are left alone);
-2. the ``schema_version`` table (one row) says which version the database is at. A fresh
-   database is stamped with ``SCHEMA_VERSION`` (its tables were just created current);
-3. an older database runs, in order, every step of ``UPGRADES`` whose target version is
-   above the stored one, then is stamped. A step receives the connection and alters
-   existing tables (``ALTER TABLE … ADD COLUMN``, data back-fills); it runs after
-   ``create_all``, so it must not assume a table it adds is missing;
-4. a database newer than this code is refused (``SchemaTooNew``): old workers must not
-   write a schema they do not know.
+1. a database newer than this code is refused (``SchemaTooNew``): an Alembic revision this
+   code does not know, or a legacy ``schema_version`` above ``SCHEMA_VERSION``;
+2. ``migrations.upgrade`` brings it to the newest revision: a new database gets every
+   table of ``activities/tables.py`` and is stamped; one created before Alembic is
+   stamped as the first revision (0001) and upgraded; others are upgraded;
+3. the legacy ``schema_version`` row (1) is kept for older tools; ``UPGRADES`` is the
+   old hand-written step list, empty and kept only so that mechanism stays tested.
 
-Version 1 is the first schema; ``UPGRADES`` is empty. To change the schema, edit
-``tables.py``, bump ``tables.SCHEMA_VERSION`` to N and append ``(N, step)`` here.
+A production worker does not migrate: ``check_schema()`` refuses a database that is not
+at the newest revision (run ``gd db upgrade``, e.g. the deploy's migration job, first).
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from activities.tables import (
     SCHEMA_VERSION,
-    TABLES,
     BeneficiaryAllocation,
     DocumentRecord,
     EventRecord,
@@ -72,6 +71,10 @@ UPGRADES: list[tuple[int, UpgradeStep]] = []
 
 class SchemaTooNew(RuntimeError):
     """The database was upgraded by a newer release than the running code."""
+
+
+class SchemaOutdated(RuntimeError):
+    """The database is behind this code's migrations (run ``gd db upgrade``)."""
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -195,31 +198,42 @@ class Store:
     # --- schema ---------------------------------------------------------------------
 
     def create_schema(self) -> int:
-        """Create missing tables and upgrade to ``SCHEMA_VERSION``; returns the version.
+        """Upgrade the database to the newest migration; returns ``SCHEMA_VERSION``.
 
-        Idempotent and safe when several workers call it at the same time.
+        Idempotent and safe when several processes call it at the same time.
         """
-        tables = [table.__table__ for table in TABLES]  # type: ignore[attr-defined]
+        self.upgrade()
+        return SCHEMA_VERSION
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """``gd db upgrade``: (revision before, revision after); see the module doc."""
+        import migrations
+
         with self._write_lock, self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(
                     "SELECT pg_advisory_xact_lock(hashtext('gd-schema:' || current_schema()))"
                 )
-            SQLModel.metadata.create_all(conn, tables=tables)
             version_table = SchemaVersion.__table__  # type: ignore[attr-defined]
-            stored = conn.execute(
-                sa.select(version_table.c.version).where(version_table.c.id == 1)
-            ).scalar()
-            if stored is None:
-                conn.execute(
-                    version_table.insert().values(id=1, version=SCHEMA_VERSION, updated_at=utcnow())
-                )
-                return SCHEMA_VERSION
-            if stored > SCHEMA_VERSION:
+            stored = None
+            if sa.inspect(conn).has_table(version_table.name):
+                stored = conn.execute(
+                    sa.select(version_table.c.version).where(version_table.c.id == 1)
+                ).scalar()
+            if stored is not None and stored > SCHEMA_VERSION:
                 raise SchemaTooNew(
                     f"database schema is at version {stored}, this code knows up to "
                     f"{SCHEMA_VERSION}: upgrade the code"
                 )
+            try:
+                before, after = migrations.upgrade(conn)
+            except migrations.UnknownRevision as error:
+                raise SchemaTooNew(str(error)) from None
+            if stored is None:
+                conn.execute(
+                    version_table.insert().values(id=1, version=SCHEMA_VERSION, updated_at=utcnow())
+                )
+                return before, after
             for target, step in sorted(UPGRADES, key=lambda pair: pair[0]):
                 if stored < target <= SCHEMA_VERSION:
                     step(conn)
@@ -229,7 +243,32 @@ class Store:
                 .where(version_table.c.id == 1)
                 .values(version=SCHEMA_VERSION, updated_at=utcnow())
             )
-            return SCHEMA_VERSION
+            return before, after
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None: never migrated)."""
+        import migrations
+
+        with self.engine.connect() as conn:
+            return migrations.current(conn)
+
+    def check_schema(self) -> str:
+        """The revision, if it is this code's newest; else ``SchemaOutdated``/``SchemaTooNew``."""
+        import migrations
+
+        revision = self.schema_revision()
+        newest = migrations.head()
+        if revision == newest:
+            return revision
+        if revision is not None and revision not in migrations.revisions():
+            raise SchemaTooNew(
+                f"database schema is at revision {revision}, unknown to this code "
+                f"(its newest is {newest}): upgrade the code"
+            )
+        raise SchemaOutdated(
+            f"banco de dados na revisão {revision or '(nenhuma)'}, o código espera {newest}: "
+            "rode `gd db upgrade` antes de iniciar o worker"
+        )
 
     def schema_version(self) -> int | None:
         with self.session(write=False) as s:

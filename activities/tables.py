@@ -26,7 +26,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1  # bump together with an upgrade step in activities/store.py
+# The legacy marker kept in ``schema_version`` (stays 1): schema changes are Alembic
+# revisions in migrations/versions/ (see migrations/README.md, one file per change).
+SCHEMA_VERSION = 1
 
 
 class UtcDateTime(TypeDecorator):
@@ -141,6 +143,20 @@ class DocumentRecord(SQLModel, table=True):
     filename: str = Field(max_length=255)
     size: int
     content_type: str = Field(max_length=64)
+    stored_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
+class DocumentBlob(SQLModel, table=True):
+    """The bytes of a document, once per SHA-256, when documents live in the database
+    (``GD_BLOB_URL=database``, the default with PostgreSQL; see ``activities/blobs.py``)."""
+
+    __tablename__ = "document_blob"
+
+    sha256: str = Field(primary_key=True, min_length=64, max_length=64)
+    size: int
+    content: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
     stored_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
     )
@@ -280,6 +296,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     RequestRecord,
     EventRecord,
     DocumentRecord,
+    DocumentBlob,
     DocumentLink,
     Outbox,
     TechnicianRecord,

@@ -17,7 +17,7 @@ import typer
 
 from api import cli as api_cli
 from audit.cli import audit_app, report_app
-from cli import access, demo, dev, registrations
+from cli import access, demo, dev, ops, registrations
 from cli.common import COUNCIL_KEY_ENV, DOCUMENT_ENV, GdGroup, stderr_line
 
 app = typer.Typer(
@@ -70,6 +70,7 @@ mount(registrations.technician_app, "technician")
 mount(registrations.beneficiaries_app, "beneficiaries")
 mount(audit_app, "audit")
 mount(report_app, "report")
+mount(ops.db_app, "db")  # gd db upgrade|current (migrations/)
 app.command("worker")(dev.worker_cmd)
 app.command("api")(api_cli.serve)  # gd api (HTTP API v1)
 dev.dev_app.command("token")(api_cli.dev_token)  # gd dev token

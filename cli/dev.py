@@ -32,6 +32,12 @@ def dev_up(
         raise typer.Exit(err.exit_code) from None
 
 
-def worker_cmd() -> None:
+def worker_cmd(
+    check: bool = typer.Option(
+        False, "--check",
+        help="Só verifica: conexão (TLS, chave de API), namespace, atributos de busca e banco; "
+        "imprime os comandos `temporal operator …` do que faltar.",
+    ),
+) -> None:
     """Executa o worker: todos os workflows e atividades, na fila GD_TASK_QUEUE."""
-    worker.main()
+    worker.main(["--check"] if check else [])

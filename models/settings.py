@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Relays a worker may reach without TLS: this machine only.
@@ -20,6 +20,24 @@ class GdSettings(BaseSettings):
     task_queue: str = "gd-access"
     database_url: str = "sqlite:///var/gd.db"
     blob_dir: Path = Path("var/blobs")
+    # Where document bytes live (activities/blobs.py): "database" (the store's
+    # document_blob table), "s3://bucket/prefix" (S3-compatible; credentials from the
+    # standard AWS_* variables), "local" (blob_dir: one machine, dev only). Empty: the
+    # database when the store is PostgreSQL, else blob_dir.
+    blob_url: str | None = None
+    # S3-compatible endpoint other than AWS (MinIO, Ceph…), e.g. http://minio:9000.
+    s3_endpoint_url: str | None = None
+    # The Temporal connection (worker.connect_config): TLS with the system's CAs or
+    # temporal_tls_ca; mTLS with a client certificate and key; an API key (Temporal
+    # Cloud); the server name the certificate must carry when it is not the address's.
+    temporal_tls: bool = False
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    # host:port of the worker's Prometheus endpoint (/metrics); empty: no endpoint.
+    metrics_address: str | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_timeout_s: float = 10.0
@@ -47,6 +65,18 @@ class GdSettings(BaseSettings):
     billing_cycle_months: int = 1
     # Analysis cycles before AccessRequest continues as new (bounded history).
     cycles_per_run: int = 5
+
+    @field_validator(
+        "blob_url", "s3_endpoint_url", "temporal_tls_cert", "temporal_tls_key",
+        "temporal_tls_ca", "temporal_tls_server_name", "temporal_api_key", "metrics_address",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """A variable set to "" (a deploy file's placeholder) means: not set."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
 
 def startup_problems(settings: GdSettings, environ: dict[str, str] | None = None) -> list[str]:

@@ -241,7 +241,7 @@ def test_compose_runs_two_workers_and_two_apis_each_with_every_setting(compose, 
         assert svc["environment"]["GD_AUTH_MODE"] == "oidc", name
 
 
-def test_compose_app_database_is_not_temporals_and_documents_are_on_one_shared_volume(compose):
+def test_compose_app_database_is_not_temporals_and_documents_live_in_it(compose):
     services = compose["services"]
     app = {**services_running(compose, "worker"), **services_running(compose, "api")}
     db_hosts = {urlsplit(svc["environment"]["GD_DATABASE_URL"]).hostname for svc in app.values()}
@@ -251,12 +251,26 @@ def test_compose_app_database_is_not_temporals_and_documents_are_on_one_shared_v
     temporal_db = services["temporal"]["environment"]["POSTGRES_SEEDS"]
     assert temporal_db in services and temporal_db != db_host
     assert services["temporal"]["environment"]["DB"].startswith("postgres")
+    from activities.blobs import blob_backend
+
     for name, svc in app.items():
         assert urlsplit("//" + svc["environment"]["GD_TEMPORAL_ADDRESS"]).hostname in services, name
-        blob_dir = svc["environment"]["GD_BLOB_DIR"]
-        sources = {src for src, target in mounts(svc) if target == blob_dir}
-        assert sources == {"gd-blobs"}, f"{name}: {blob_dir} is not the shared volume"
-        assert "gd-blobs" in compose["volumes"]
+        env = svc["environment"]
+        assert blob_backend(GdSettings(database_url=env["GD_DATABASE_URL"],
+                                       blob_url=env["GD_BLOB_URL"])) == "database", name
+        # Stateless: no volume shared between app containers (documents are in PostgreSQL).
+        assert {target for _, target in mounts(svc)} == {"/var/lib/gd/tls/ca"}, name
+    assert "gd-blobs" not in compose["volumes"]
+
+
+def test_compose_migrates_once_before_any_worker_or_api_starts(compose):
+    services = compose["services"]
+    migrate = services["gd-migrate"]
+    assert migrate["command"] == ["gd", "db", "upgrade"] and migrate["restart"] == "no"
+    assert migrate["environment"]["GD_DATABASE_URL"] == \
+        services["worker-1"]["environment"]["GD_DATABASE_URL"]
+    for name, svc in {**services_running(compose, "worker"), **services_running(compose, "api")}.items():
+        assert svc["depends_on"]["gd-migrate"]["condition"] == "service_completed_successfully", name
 
 
 def test_compose_every_mounted_file_and_build_input_exists(compose):
@@ -301,6 +315,10 @@ def test_compose_prometheus_scrapes_each_api_and_grafana_reads_prometheus(compos
                 assert target.split(":")[0] in compose["services"], target
     temporal_port = compose["services"]["temporal"]["environment"]["PROMETHEUS_ENDPOINT"].rsplit(":", 1)[1]
     assert {t for g in jobs["temporal-server"]["static_configs"] for t in g["targets"]} == {f"temporal:{temporal_port}"}
+    workers = services_running(compose, "worker")
+    worker_targets = {t for g in jobs["gd-worker"]["static_configs"] for t in g["targets"]}
+    assert worker_targets == {f"{name}:{svc['environment']['GD_METRICS_ADDRESS'].rsplit(':', 1)[1]}"
+                              for name, svc in workers.items()}
     datasources = load_yaml(DEPLOY / "grafana/provisioning/datasources/prometheus.yaml")["datasources"]
     assert urlsplit(datasources[0]["url"]).netloc == "prometheus:9090"
     dashboards = load_yaml(DEPLOY / "grafana/provisioning/dashboards/gd.yaml")["providers"]
@@ -457,10 +475,11 @@ def test_k8s_api_probes_hit_healthz_and_readyz_on_the_served_port(k8s):
     assert service["spec"]["ports"][0]["targetPort"] in ("http", ports["http"])
 
 
-def test_k8s_pods_run_as_the_images_user_without_privileges_and_share_documents(k8s):
+def test_k8s_pods_run_as_the_images_user_without_privileges_and_keep_no_documents(k8s):
     uid = dockerfile_uid()
-    pvc = k8s[("PersistentVolumeClaim", "gd-blobs")]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    from activities.blobs import blob_backend
+
+    assert not [key for key in k8s if key[0] == "PersistentVolumeClaim"]
     for name in ("gd-worker", "gd-api"):
         spec = pod(k8s, name)["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -468,10 +487,23 @@ def test_k8s_pods_run_as_the_images_user_without_privileges_and_share_documents(
         (container,) = spec["containers"]
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
-        volumes = {v["name"]: v for v in spec["volumes"]}
-        blob_dir = container_env(k8s, name)["GD_BLOB_DIR"]
-        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == blob_dir]
-        assert volumes[mount["name"]]["persistentVolumeClaim"]["claimName"] == "gd-blobs", name
+        env = container_env(k8s, name)
+        assert blob_backend(GdSettings(database_url=env["GD_DATABASE_URL"],
+                                       blob_url=env["GD_BLOB_URL"])) == "database", name
+        assert all("persistentVolumeClaim" not in v for v in spec["volumes"]), name
+
+
+def test_k8s_migration_job_and_worker_metrics_port(k8s):
+    job = k8s[("Job", "gd-migrate")]["spec"]["template"]["spec"]
+    (container,) = job["containers"]
+    assert container["command"] == ["gd", "db", "upgrade"]
+    assert container["envFrom"] == pod(k8s, "gd-worker")["spec"]["containers"][0]["envFrom"]
+    assert job["securityContext"]["runAsUser"] == dockerfile_uid()
+    (worker,) = pod(k8s, "gd-worker")["spec"]["containers"]
+    port = int(container_env(k8s, "gd-worker")["GD_METRICS_ADDRESS"].rsplit(":", 1)[1])
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"metrics": port}
+    annotations = pod(k8s, "gd-worker")["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
 
 
 def test_k8s_disruption_budgets_and_autoscalers_target_the_deployments(k8s):
