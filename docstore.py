@@ -15,22 +15,22 @@ from models.common import DocumentRef, parse_or_problems
 from models.settings import GdSettings
 
 if TYPE_CHECKING:
-    from activities.blobs import BlobStore
+    from activities.blobs import Blobs
     from activities.store import Store
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _open_store(settings: GdSettings) -> tuple["Store", "BlobStore"]:
+def _open_store(settings: GdSettings) -> tuple["Store", "Blobs"]:
     # Imported here, not at the top: the store brings sqlmodel/SQLAlchemy, measured at
     # 0.5-0.6 s of import on this machine (`python -c "import activities.blobs"`), which
     # every `gd` command would pay while most never touch a document.
-    from activities.blobs import BlobStore
+    from activities.blobs import open_blobs
     from activities.store import Store
 
     store = Store(settings.database_url)
     store.create_schema()  # idempotent; the CLI may run before the first worker did
-    return store, BlobStore(settings.blob_dir)
+    return store, open_blobs(settings, store)
 
 
 class Documents:
@@ -38,9 +38,9 @@ class Documents:
 
     def __init__(self, settings: GdSettings):
         self.settings = settings
-        self._opened: tuple[Store, BlobStore] | None = None
+        self._opened: tuple[Store, Blobs] | None = None
 
-    def _open(self) -> tuple["Store", "BlobStore"]:
+    def _open(self) -> tuple["Store", "Blobs"]:
         if self._opened is None:
             self._opened = _open_store(self.settings)
         return self._opened

@@ -212,7 +212,7 @@ class RecordActivities:
                     )
                 )
                 continue
-            actual = self.blobs.path(ref.sha256).stat().st_size
+            actual = self.blobs.size(ref.sha256)
             if actual != ref.size:
                 found.append(
                     Problem(

@@ -100,7 +100,7 @@ class Gd:
     # connections ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        from activities.blobs import BlobStore
+        from activities.blobs import open_blobs
         from activities.records import RecordActivities
         from activities.store import Store
 
@@ -109,7 +109,9 @@ class Gd:
             await run_in_threadpool(self.store.create_schema)
         except Exception as error:  # noqa: BLE001 - /readyz reports it
             log.warning("store not ready at start: %s", type(error).__name__)
-        self.blobs = BlobStore(self.settings.blob_dir)
+        # Documents where every process finds them: the database (PostgreSQL), S3, or a
+        # local directory in dev (GD_BLOB_URL; activities.blobs.open_blobs).
+        self.blobs = open_blobs(self.settings, self.store)
         self.records = RecordActivities(self.store, self.blobs)
         try:
             await self._connect()
@@ -119,7 +121,7 @@ class Gd:
     async def _connect(self) -> None:
         import worker
 
-        self.client = await worker.connect(self.settings)
+        self.client = await worker.connect(self.settings, interceptors=worker.tracing_interceptors("gd-api"))
 
     async def _keep_connecting(self) -> None:
         while self.client is None:
