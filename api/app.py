@@ -40,6 +40,7 @@ from api import metrics
 from api.auth import AuthError, Principal, Verifier
 from api.config import ApiSettings
 from api.problems import PROBLEM_TYPE, ApiProblem, audit, invalid, response
+from api.routes_web import router as web_router
 from models import ids
 from models.access import (
     AccessRequestInput,
@@ -1016,6 +1017,7 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
             raise ApiProblem(503, "store_unavailable", str(error), headers=RETRY_AFTER) from None
         return JSONResponse(result.to_dict())
 
+    app.include_router(web_router)  # the analysts' web inbox under /ui (issue 18)
     _install_openapi(app)
     return app
 
