@@ -22,7 +22,6 @@ from tests.pdf_fixture import make_pdf
 from tests.test_api import CPF, Who, act, approved_rt, doc, request_body, settled
 from tests.web_stack import SHOTS, DevTokens, axe_serious, browser, have_chromium, web_stack
 
-pytestmark = pytest.mark.skipif(not have_chromium(), reason="chromium ausente: apt-get install -y chromium")
 
 APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
 SUSPEND_CODES = catalogue.codes_for("suspend")[:2]
@@ -41,6 +40,7 @@ async def stack(tmp_path_factory):
 async def chromium():
     from playwright.async_api import async_playwright
 
+    assert have_chromium(), "chromium ausente: make chromium (apt-get install -y chromium)"
     async with async_playwright() as p:
         b = await browser(p)
         yield b
