@@ -275,17 +275,6 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
     at = at or now()
     req = RequestRecord.__table__
     ev = EventRecord.__table__
-    latest = (
-        sa.select(ev.c.workflow_id, sa.func.max(ev.c.id).label("last_id"))
-        .where(ev.c.action == "assigned")
-        .group_by(ev.c.workflow_id)
-        .subquery()
-    )
-    assigned = (
-        sa.select(ev.c.workflow_id, ev.c.data)
-        .join(latest, ev.c.id == latest.c.last_id)
-        .subquery()
-    )
     conditions = [req.c.status.in_(DISTRIBUTOR_TURN)]
     if f.klass:
         conditions.append(req.c.generation_class == f.klass)
@@ -294,20 +283,21 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
     if f.overdue:
         conditions.append(req.c.due_at < at)
     if f.due_within is not None:
-        last_day = default_calendar().add_business_days(local_date(at), f.due_within) if f.due_within else local_date(at)
         from domain.calendar import end_of_day
 
+        last_day = default_calendar().add_business_days(local_date(at), f.due_within) if f.due_within else local_date(at)
         conditions.append(req.c.due_at <= end_of_day(last_day))
     if f.breached:
         conditions.append(req.c.sla_breaches > 0)
-    mine_ids: set[str] | None = None
     with store.connection(write=False) as conn:
         if f.mine:
-            mine_ids = {
-                row.workflow_id for row in conn.execute(sa.select(assigned.c.workflow_id, assigned.c.data))
-                if _analyst_of(row.data) == user_id
-            }
-            conditions.append(req.c.workflow_id.in_(mine_ids or {""}))
+            # the latest assignment of each request (events in the order they were written)
+            latest: dict[str, str | None] = {}
+            for row in conn.execute(
+                sa.select(ev.c.workflow_id, ev.c.data).where(ev.c.action == "assigned").order_by(ev.c.id)
+            ):
+                latest[row.workflow_id] = _analyst_of(row.data)
+            conditions.append(req.c.workflow_id.in_([w for w, a in latest.items() if a == user_id] or [""]))
         counts = {
             status: n for status, n in conn.execute(
                 sa.select(req.c.status, sa.func.count()).where(*conditions).group_by(req.c.status)
@@ -319,13 +309,20 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(f.page, pages)
         rows = conn.execute(
-            sa.select(req, assigned.c.data.label("assignment"))
-            .outerjoin(assigned, assigned.c.workflow_id == req.c.workflow_id)
+            sa.select(req)
             .where(*conditions)
             .order_by(req.c.due_at.is_(None), req.c.due_at, req.c.request_id)
             .limit(PAGE_SIZE)
             .offset((page - 1) * PAGE_SIZE)
         ).mappings().all()
+        assignees: dict[str, str | None] = {}
+        if rows:
+            for row in conn.execute(
+                sa.select(ev.c.workflow_id, ev.c.data)
+                .where(ev.c.action == "assigned", ev.c.workflow_id.in_([r["workflow_id"] for r in rows]))
+                .order_by(ev.c.id)
+            ):
+                assignees[row.workflow_id] = _analyst_of(row.data)
     out = []
     for row in rows:
         due_at = to_dt(row["due_at"])
@@ -333,7 +330,7 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
             request_id=row["request_id"], kind=row["kind"], service_note=row["service_note"],
             protocol=row["protocol"], generation_class=row["generation_class"], status=row["status"],
             next_actor=ACCESS.next_actor(row["status"]), due_at=due_at, breached=(row["sla_breaches"] or 0) > 0,
-            technician=row["technician"], assignee=_analyst_of(row["assignment"]),
+            technician=row["technician"], assignee=assignees.get(row["workflow_id"]),
             due=due_text(due_at, at=at),
         ))
     return Queue(rows=out, total=total, counts={s: counts.get(s, 0) for s in DISTRIBUTOR_TURN}, page=page, pages=pages)
