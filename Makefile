@@ -19,9 +19,23 @@ LOCAL_TESTS := tests/test_access_request.py tests/test_access_e2e.py tests/test_
 check_local_tests = missing=""; for f in $(LOCAL_TESTS); do [ -f "$$f" ] || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then echo "LOCAL_TESTS cita arquivos que não existem:$$missing" >&2; exit 1; fi
 
-.PHONY: venv run test test-postgres soak clean
+.PHONY: venv run test test-postgres soak clean chromium
 
 venv: $(STAMP)
+
+# The web inbox's htmx: the pinned npm package (package.json/package-lock.json), served by
+# the app itself. Without npm the pages still work (htmx only enhances them).
+WEB_ASSETS := node_modules/htmx.org/dist/htmx.min.js
+$(WEB_ASSETS): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --ignore-scripts && touch $@; \
+	else echo "aviso: npm ausente; a caixa de entrada funciona sem htmx"; fi
+
+# Browser tests drive Debian's Chromium (Playwright with executable_path; no browser download).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+		else echo "aviso: instale o chromium (apt-get install -y chromium) para os testes do navegador"; fi; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +44,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $@
 
-run: venv
+run: venv $(WEB_ASSETS)
 	$(BIN)/gd dev up
 
-test: venv
+test: venv $(WEB_ASSETS) chromium
 	@$(check_local_tests)
 	$(PYTEST) -m "not soak" --workflow-environment time-skipping $(PYTEST_ARGS)
 	$(PYTEST) -m "not postgres and not soak" --workflow-environment local $(PYTEST_ARGS) $(LOCAL_TESTS)

@@ -670,6 +670,7 @@ async def _start_api(stack: DevStack, console: Console) -> asyncio.subprocess.Pr
         f"[green]✓ API HTTP[/] em http://{host}:{port}/api/v1/docs (autenticação dev: "
         "`gd dev token --as ID --role ROLE`)", highlight=False,
     )
+    console.print(f"[green]✓ Caixa de entrada[/] em http://{host}:{port}/ui/ (perfis de teste)", highlight=False)
     return proc
 
 

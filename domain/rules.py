@@ -117,6 +117,8 @@ _ACCESS_OPEN = (
 )
 # Statuses with a running distributor deadline (pause_clock / resume_clock).
 PAUSABLE = ("UNDER_ANALYSIS", "INSPECTION_REQUESTED", "AWAITING_ANSWER")
+# Statuses where the request waits for the distributor (its analysts' queue).
+DISTRIBUTOR_TURN = PAUSABLE
 
 ACCESS = Process(
     name="access",
@@ -174,6 +176,8 @@ ACCESS = Process(
                    ("inspector",), label="resultado da vistoria"),
         UpdateRule(Updates.WITHDRAW, {s: ("CANCELLED",) for s in _ACCESS_OPEN},
                    REQUESTERS, party=True, label="desistência"),
+        # The distributor's turn: an analyst claims, a supervisor reassigns.
+        UpdateRule(Updates.ASSIGN, _same(*DISTRIBUTOR_TURN), ANALYSTS, label="atribuição"),
     ),
     automatic=(
         ("[*]", "RECEIVED", "início"),

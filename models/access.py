@@ -220,6 +220,12 @@ class WithdrawArgs(ActorArgs):
     reason: ShortText
 
 
+class AssignArgs(ActorArgs):
+    """Who works the request: an analyst claims it for themself, a supervisor (re)assigns."""
+
+    analyst: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@:-]+$")]
+
+
 # --- status snapshot ----------------------------------------------------------------
 
 
@@ -247,6 +253,8 @@ class AccessStatus(Model):
     notifications: list[Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    # The analyst working the request (``assign``): an actor id, no personal data.
+    assignee: str | None = None
     # The updates the current status accepts and who may send them (domain/rules).
     actions: list[Action] = []
     # Bumped by every recorded step; equals the ``sequence`` of an update's ack.
@@ -275,4 +283,5 @@ UPDATE_ARGS: dict[str, type[ActorArgs]] = {
     Updates.REQUEST_INSPECTION: RequestInspectionArgs,
     Updates.RECORD_INSPECTION: RecordInspectionArgs,
     Updates.WITHDRAW: WithdrawArgs,
+    Updates.ASSIGN: AssignArgs,
 }

@@ -60,5 +60,6 @@ class AccessState(Model):
     notifications: list[Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    assignee: str | None = None
     search_attributes: dict[str, Any] = {}
     pending: list[Union[Transition, EmailRequest, StartChild]] = []

@@ -35,6 +35,7 @@ class Updates:
     REQUEST_INSPECTION: Final = "request_inspection"
     RECORD_INSPECTION: Final = "record_inspection"
     WITHDRAW: Final = "withdraw"
+    ASSIGN: Final = "assign"
     # TechnicianRegistration (APPROVE as above) and BeneficiaryRegistration
     REJECT: Final = "reject"
     CONFIRM: Final = "confirm"
@@ -64,6 +65,7 @@ ACCESS_UPDATES: Final = (
     Updates.REQUEST_INSPECTION,
     Updates.RECORD_INSPECTION,
     Updates.WITHDRAW,
+    Updates.ASSIGN,
 )
 TECHNICIAN_UPDATES: Final = (Updates.APPROVE, Updates.REJECT)
 BENEFICIARY_UPDATES: Final = (Updates.CONFIRM, Updates.REJECT)

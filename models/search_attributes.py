@@ -13,6 +13,8 @@ GD_TECHNICIAN = SearchAttributeKey.for_keyword("GdTechnician")
 GD_NEXT_ACTOR = SearchAttributeKey.for_keyword("GdNextActor")
 GD_DUE_AT = SearchAttributeKey.for_datetime("GdDueAt")
 GD_SLA_BREACHED = SearchAttributeKey.for_bool("GdSlaBreached")
+# The analyst who claimed the request (the actor id: never a name or e-mail).
+GD_ASSIGNEE = SearchAttributeKey.for_keyword("GdAssignee")
 
 ALL_KEYS = (
     GD_STATUS,
@@ -24,6 +26,7 @@ ALL_KEYS = (
     GD_NEXT_ACTOR,
     GD_DUE_AT,
     GD_SLA_BREACHED,
+    GD_ASSIGNEE,
 )
 
 # The dev server's `--search-attribute Name=Type` spelling of each key.
@@ -37,6 +40,7 @@ CLI_TYPES = {
     "GdNextActor": "Keyword",
     "GdDueAt": "Datetime",
     "GdSlaBreached": "Bool",
+    "GdAssignee": "Keyword",
 }
 
 

@@ -46,6 +46,9 @@ ACCESS_EXPECTED = {
     "request_inspection": (("APPROVED", "INSPECTION_REPROVED"), ("customer", "technician"), True),
     "record_inspection": (("INSPECTION_REQUESTED",), ("inspector",), False),
     "withdraw": (OPEN, ("customer", "technician"), True),
+    # issue 18: the analysts' queue (the distributor's turn): an analyst claims, a
+    # supervisor reassigns.
+    "assign": (("UNDER_ANALYSIS", "INSPECTION_REQUESTED", "AWAITING_ANSWER"), DECIDERS, False),
 }
 REVIEW_STATUSES = ("RECEIVED", "REFUSED", "PENDING_REVIEW")
 TECHNICIAN_EXPECTED = {

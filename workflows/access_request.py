@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         AccessStatus,
         AnswerInquiryArgs,
         ApproveArgs,
+        AssignArgs,
         AttachCorrectionsArgs,
         DeclareWorksArgs,
         PauseClockArgs,
@@ -51,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         DeadlineRecord,
         DocumentRef,
         Reason,
+        RoleRefused,
         SlaBreach,
         StatusRefused,
         parse_or_refuse,
@@ -427,6 +429,7 @@ class AccessRequestWorkflow:
     request_inspection = common.process_update(Updates.REQUEST_INSPECTION)
     record_inspection = common.process_update(Updates.RECORD_INSPECTION)
     withdraw = common.process_update(Updates.WITHDRAW)
+    assign = common.process_update(Updates.ASSIGN)
 
     def _current(self) -> AccessState:
         if self.state is None:
@@ -727,4 +730,29 @@ class AccessRequestWorkflow:
             actor=parsed.actor,
             email=("cancelled", recipients),
             extra={"cause": "withdrawn", "reason": parsed.reason},
+        )
+
+    # assignment ------------------------------------------------------------------------------
+
+    def _rules_assign(self, state: AccessState, parsed: AssignArgs) -> None:
+        actor = parsed.actor
+        if actor.role == "analyst" and parsed.analyst != actor.id:
+            raise RoleRefused(
+                "analyst: o analista só assume a solicitação para si; "
+                "atribuir a outra pessoa é do supervisor"
+            )
+        if state.assignee == parsed.analyst:
+            refuse(f"analyst: a solicitação já está atribuída a {parsed.analyst}")
+        if actor.role == "analyst" and state.assignee is not None:
+            raise StatusRefused(
+                f"assign: a solicitação já foi assumida por {state.assignee}; "
+                "só o supervisor pode reatribuí-la"
+            )
+
+    async def _assign(self, parsed: AssignArgs) -> None:
+        state = self._current()
+        previous = state.assignee
+        state.assignee = parsed.analyst
+        self._transition(
+            "assigned", actor=parsed.actor, data={"analyst": parsed.analyst, "previous": previous}
         )

@@ -75,6 +75,7 @@ def upsert_search_attributes(state: AccessState) -> None:
         GdNextActor=ACCESS.next_actor(state.status),
         GdDueAt=deadline.due_at if deadline and deadline.paused_at is None else None,
         GdSlaBreached=bool(state.sla_breaches),
+        GdAssignee=state.assignee,
     )
 
 
@@ -138,6 +139,7 @@ def snapshot(state: AccessState) -> AccessStatus:
         notifications=list(state.notifications),
         inspection_findings=list(state.inspection_findings),
         beneficiaries_workflow_id=state.beneficiaries_workflow_id,
+        assignee=state.assignee,
         actions=[Action(**a) for a in ACCESS.actions(state.status)],
         sequence=state.seq,
         pending_effects=len(state.pending),

@@ -17,6 +17,7 @@ GdTechnician:Keyword
 GdNextActor:Keyword
 GdDueAt:Datetime
 GdSlaBreached:Bool
+GdAssignee:Keyword
 "
 
 until temporal operator cluster health --address "$ADDRESS" >/dev/null 2>&1; do

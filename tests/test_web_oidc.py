@@ -1,0 +1,104 @@
+"""The web inbox in ``oidc`` mode: authorization code with PKCE against a real local OIDC
+provider process (tests/oidc_provider.py), in Debian's Chromium. No dev personas here."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest_asyncio
+
+from tests.web_stack import SHOTS, axe_serious, browser, have_chromium, web_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def oidc(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("web-oidc")
+    ready, log = tmp / "provider.url", tmp / "provider.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.oidc_provider", "--ready-file", str(ready),
+                             "--log", str(log)], cwd=ROOT)
+    try:
+        give_up = time.monotonic() + 20
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < give_up, "o provedor OIDC não subiu"
+            time.sleep(0.1)
+        url = ready.read_text()
+        env = {"GD_AUTH_MODE": "oidc", "GD_AUTH_ISSUER": url, "GD_AUTH_JWKS_URL": f"{url}/jwks",
+               "GD_WEB_OIDC_CLIENT_ID": "gd-inbox"}
+        async with web_stack(tmp, env) as stack:
+            stack.provider_log = log
+            yield stack
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def chromium():
+    from playwright.async_api import async_playwright
+
+    assert have_chromium(), "chromium ausente: make chromium (apt-get install -y chromium)"
+    async with async_playwright() as p:
+        b = await browser(p)
+        yield b
+        await b.close()
+
+
+def provider_events(stack) -> list[dict]:
+    return [json.loads(line) for line in stack.provider_log.read_text().splitlines()]
+
+
+async def test_login_with_authorization_code_and_pkce_then_logout(oidc, chromium):
+    context = await chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{oidc.base_url}/ui/")
+    assert page.url.endswith("/ui/entrar")
+    # no dev personas in oidc mode
+    assert await page.locator("input[name=persona]").count() == 0
+    assert await axe_serious(page) == []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "inbox-login-oidc.png"), full_page=True)
+    await page.get_by_role("link", name="Entrar com a conta da distribuidora").click()
+    await page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/authorize\?"))
+    await page.get_by_label("Usuário").select_option("ana.analista")
+    await page.get_by_role("button", name="Autorizar").click()
+    await page.wait_for_url(re.compile(r"/ui/caixa$"))
+    assert "ana.analista" in await page.locator(".quem").inner_text()
+    asked = [e for e in provider_events(oidc) if e["event"] == "authorize"][-1]
+    assert asked["code_challenge_method"] == "S256" and asked["has_challenge"] and asked["has_state"]
+    assert asked["redirect_uri"] == f"{oidc.base_url}/ui/oidc/retorno"
+    assert [e for e in provider_events(oidc) if e["event"] == "token"][-1] == \
+        {"event": "token", "ok": True, "has_verifier": True}
+    cookie = next(c for c in await context.cookies() if c["name"] == "gd_sessao")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+
+    # a forged return (no login under way / wrong state) lets nobody in
+    await page.goto(f"{oidc.base_url}/ui/oidc/retorno?code=abc&state=forjado")
+    assert "Não foi possível entrar" in await page.locator("h1").inner_text()
+
+    # logout: the session is gone
+    await page.goto(f"{oidc.base_url}/ui/caixa")
+    await page.get_by_role("button", name="Sair").click()
+    await page.wait_for_url(re.compile(r"/ui/entrar$"))
+    await page.goto(f"{oidc.base_url}/ui/caixa")
+    assert page.url.endswith("/ui/entrar")
+    await context.close()
+
+
+async def test_an_account_without_an_inbox_role_is_refused(oidc, chromium):
+    context = await chromium.new_context()
+    page = await context.new_page()
+    await page.goto(f"{oidc.base_url}/ui/entrar/oidc")
+    await page.get_by_label("Usuário").select_option("rt.joao")
+    await page.get_by_role("button", name="Autorizar").click()
+    await page.wait_for_load_state()
+    assert "não tem papel de analista" in await page.locator("main").inner_text()
+    await page.goto(f"{oidc.base_url}/ui/caixa")
+    assert page.url.endswith("/ui/entrar")
+    await context.close()
