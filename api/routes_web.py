@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import web_views as views
 from api.auth import AuthError, Principal
+from api.deps import actor_of
 from api.web_session import (
     COOKIE,
     LOGIN_TTL_S,
@@ -474,8 +475,6 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
 
 
 def _actor(principal: Principal, role: str) -> dict[str, Any]:
-    from api.app import actor_of
-
     return actor_of(principal, role)
 
 

@@ -29,7 +29,7 @@ SUPERVISOR = {"id": "sonia.supervisora", "role": "supervisor"}
 async def worker(client, task_queue):
     async with fake_worker(client, task_queue, FakeActivities()) as running:
         yield running
-        await terminate_started()
+        await terminate_started(client)
 
 
 async def refusal(handle, args: dict) -> tuple[str, str]:
