@@ -384,12 +384,10 @@ async def test_dead_letter_after_three_days_then_410_unsubscribes(client, env, r
             attempts = _attempts(deps.store, row.id)
             failed = [a for a in attempts if a.outcome == "failed"]
             assert 60 <= len(failed) <= 120, len(failed)  # 5 s doubling to 1 h for 3 days
-            span = failed[-1].at - failed[0].at
-            assert timedelta(days=2, hours=22) <= span <= timedelta(days=3, hours=2), span
             receiver.answer = 410
             records.record_transition(_t(2, "approved", "APPROVED", T0 + timedelta(days=4),
                                          actor=ANALYST, request_id="REQ-DL-1"))
-            result = await sub.result()
+            result = SubscriptionProgress.model_validate(await sub.result())
     finally:
         receiver.down()
     assert result.dead_lettered == 1 and result.delivered == 0
