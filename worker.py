@@ -259,10 +259,12 @@ def all_activities(deps: Dependencies) -> list:
     from activities.deadlines import DeadlineActivities
     from activities.mail import MailActivities
     from activities.records import RecordActivities
+    from activities.webhooks import WebhookActivities
 
     records = RecordActivities(deps.store, deps.blobs)
     mail = MailActivities(deps.store, deps.blobs, deps.settings)
     deadlines = DeadlineActivities()
+    webhooks = WebhookActivities(deps.store)
     return [
         records.validate_intake,
         records.issue_numbers,
@@ -271,6 +273,9 @@ def all_activities(deps: Dependencies) -> list:
         mail.send_technician_credentials,
         deadlines.compute_deadline,
         deadlines.resume_deadline,
+        webhooks.await_events,
+        webhooks.deliver,
+        webhooks.dead_letter,
     ]
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 from temporalio import activity
 
+from activities import events
 from activities.blobs import BlobStore
 from activities.documents import resolve
 from activities.store import Store
@@ -387,12 +388,15 @@ class RecordActivities:
                     )
                 )
                 s.flush()  # a concurrent twin fails here, before any projection is touched
+                prior = events.before(s, t)  # the projection before this step (for events)
                 if t.request is not None:
                     _upsert_request(s, t.request)
                 if t.technician is not None:
                     _upsert_technician(s, t.technician)
                 if t.allocation is not None:
                     _upsert_allocation(s, t.allocation, self.store.dialect)
+                # Status-change events for other systems, in this same transaction.
+                events.append(s, events.derive(t, prior), self.store.dialect)
         except IntegrityError:
             with self.store.session(write=False) as s:
                 if _event_exists(s, t.workflow_id, t.event_key):

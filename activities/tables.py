@@ -291,6 +291,65 @@ class IssuedNumber(SQLModel, table=True):
     issued_at: datetime = _ts()
 
 
+class OutboundEvent(SQLModel, table=True):
+    """One CloudEvent for other systems (activities/events.py): written in the same
+    transaction as the ``EventRecord`` it comes from, never changed. ``position`` is the
+    pull feed's cursor and the webhooks' delivery order; ``event_id`` is derived from the
+    workflow id, the event key and the type, so a retried activity writes the same id."""
+
+    __tablename__ = "outbound_event"
+
+    position: Optional[int] = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=64)
+    type: str = Field(index=True, max_length=64)
+    source: str = Field(max_length=100)
+    subject: str = Field(index=True, max_length=200)
+    workflow_id: str = Field(max_length=200)
+    time: datetime = _ts()
+    data: dict[str, Any] = _json_field(dict)
+    recorded_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A system's webhook endpoint (activities/webhooks.py). The signing secrets are kept
+    sealed (AES-GCM with the codec key; ``plain:`` only under GD_ENV=dev without keys):
+    the worker unseals them to sign, they never travel through workflow history."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner: str = Field(index=True, max_length=64)  # the token's ``sub`` that created it
+    url: str = Field(max_length=2000)
+    types: list[str] = _json_field(list)
+    secret_sealed: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    previous_secret_sealed: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text()))
+    previous_expires_at: Optional[datetime] = _ts(nullable=True)
+    status: str = Field(max_length=16)  # "active" | "deleted" | "gone" (answered 410)
+    start_after: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    delivered_through: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One delivery attempt (or the dead-letter mark) of one event to one subscription."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    subscription_id: str = Field(index=True, max_length=40)
+    event_id: str = Field(max_length=64)
+    position: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    attempt: int
+    outcome: str = Field(max_length=16)  # delivered | failed | gone | dead_letter
+    status_code: Optional[int] = None
+    error: Optional[str] = Field(default=None, max_length=200)
+    duration_ms: int = 0
+    at: datetime = _ts()
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     SchemaVersion,
     RequestRecord,
@@ -304,4 +363,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     BeneficiaryAllocation,
     NumberSequence,
     IssuedNumber,
+    OutboundEvent,
+    WebhookSubscription,
+    WebhookDelivery,
 )

@@ -46,7 +46,7 @@ log = logging.getLogger("gd.api")
 
 def include_routers(app: FastAPI) -> None:
     """Every router of the API: one line each."""
-    from api import access_requests, beneficiaries, documents, operations, reports, routes_web, technicians
+    from api import access_requests, beneficiaries, documents, operations, reports, routes_events, routes_web, technicians
 
     app.include_router(operations.router)
     app.include_router(documents.router)
@@ -55,6 +55,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(beneficiaries.router)
     app.include_router(reports.router)
     app.include_router(routes_web.router)  # the analysts' web inbox under /ui (issue 18)
+    app.include_router(routes_events.router)  # events: subscriptions, webhooks, feed (issue 19)
 
 
 def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | None = None) -> FastAPI:

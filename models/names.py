@@ -73,3 +73,37 @@ BENEFICIARY_UPDATES: Final = (Updates.CONFIRM, Updates.REJECT)
 # The actor id the workflows use for their own automatic steps (lapse, escalation,
 # cancellation by policy). Callers may never send it: it would forge an automatic entry.
 SYSTEM_ACTOR_ID: Final = "gd-orchestrator"
+
+
+class EventTypes:
+    """CloudEvents ``type`` of the events other systems receive (webhooks and the feed)."""
+
+    REQUEST_STATUS_CHANGED: Final = "br.gd.request.status_changed"
+    REQUEST_DEADLINE_SET: Final = "br.gd.request.deadline_set"
+    REQUEST_SLA_BREACHED: Final = "br.gd.request.sla_breached"
+    REQUEST_DECIDED: Final = "br.gd.request.decided"
+    REQUEST_EMAIL_FAILED: Final = "br.gd.request.email_failed"
+    TECHNICIAN_STATUS_CHANGED: Final = "br.gd.technician.status_changed"
+    BENEFICIARIES_STATUS_CHANGED: Final = "br.gd.beneficiaries.status_changed"
+
+
+EVENT_TYPES: Final = (
+    EventTypes.REQUEST_STATUS_CHANGED,
+    EventTypes.REQUEST_DEADLINE_SET,
+    EventTypes.REQUEST_SLA_BREACHED,
+    EventTypes.REQUEST_DECIDED,
+    EventTypes.REQUEST_EMAIL_FAILED,
+    EventTypes.TECHNICIAN_STATUS_CHANGED,
+    EventTypes.BENEFICIARIES_STATUS_CHANGED,
+)
+
+
+class WebhookNames:
+    """The subscription workflow, its signal and query, and its activities."""
+
+    WORKFLOW: Final = "WebhookSubscription"
+    STOP_SIGNAL: Final = "stop"
+    STATUS_QUERY: Final = "status"
+    AWAIT_EVENTS: Final = "await_webhook_events"
+    DELIVER: Final = "deliver_webhook"
+    DEAD_LETTER: Final = "dead_letter_webhook"

@@ -4,9 +4,11 @@ sandbox imports for every workflow run)."""
 from workflows.access_request import AccessRequestWorkflow
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
 from workflows.technician import TechnicianRegistrationWorkflow
+from workflows.webhooks import WebhookSubscriptionWorkflow
 
 ALL_WORKFLOWS = (
     AccessRequestWorkflow,
     TechnicianRegistrationWorkflow,
     BeneficiaryRegistrationWorkflow,
+    WebhookSubscriptionWorkflow,
 )
