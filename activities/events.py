@@ -160,15 +160,40 @@ def derive(t: Transition, prior: Before) -> list[OutboundEvent]:
     ]
 
 
+def _lock_positions(conn: sa.Connection) -> None:
+    """PostgreSQL: positions become visible in the order they are assigned (see above)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('gd-outbound-event'))"))
+
+
 def append(s: Session, events: list[OutboundEvent], dialect: str) -> None:
     """Insert the events at the end of the transaction (the lock is held until commit)."""
     if not events:
         return
-    if dialect == "postgresql":
-        s.connection().execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('gd-outbound-event'))"))
+    _lock_positions(s.connection())
     for event in events:
         s.add(event)
     s.flush()
+
+
+ACCESS_PREFIX = "gd-request-"
+
+
+def record_email_failed(conn: sa.Connection, workflow_id: str, template: str, key: str) -> None:
+    """In the mail outbox's own transaction (SQLAlchemy Core): the event of an access
+    request's e-mail recorded refused. Once per outbox key (the event id derives from it)."""
+    if not workflow_id.startswith(ACCESS_PREFIX):
+        return
+    event = email_failed(workflow_id, workflow_id[len(ACCESS_PREFIX):], template, key,
+                         datetime.now(timezone.utc))
+    table = OutboundEvent.__table__
+    if conn.execute(sa.select(table.c.position).where(table.c.event_id == event.event_id)).first():
+        return
+    _lock_positions(conn)
+    conn.execute(table.insert().values(
+        event_id=event.event_id, type=event.type, source=event.source, subject=event.subject,
+        workflow_id=event.workflow_id, time=event.time, data=event.data, recorded_at=event.recorded_at,
+    ))
 
 
 def email_failed(workflow_id: str, request_id: str, template: str, key: str,

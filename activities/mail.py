@@ -50,6 +50,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import events
 from activities.blobs import BlobStore, attachment_name
 from activities.documents import resolve
 from activities.mail_render import (  # noqa: F401 - re-exported: callers import them from here
@@ -347,6 +348,8 @@ class MailActivities:
             self._update_claimed(conn, out.key, status="refused", detail=detail)
             if out.on_refused is not None:
                 out.on_refused(conn)
+            # Other systems learn of it (br.gd.request.email_failed), in the same transaction.
+            events.record_email_failed(conn, out.key.split(":", 1)[0], out.template, out.key)
         return EmailResult(key=out.key, template=out.template, status="refused", detail=detail)
 
     def _note(self, key: str, detail: str) -> None:

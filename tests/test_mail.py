@@ -406,6 +406,27 @@ async def test_permanent_550_is_recorded_returned_and_never_retried(mail, sink, 
     assert sink.messages == [] and outbox(store, req.key).attempts == 1
 
 
+async def test_refused_email_of_a_request_becomes_one_email_failed_event(mail, sink, store):
+    """Other systems learn that a request's e-mail was refused: one br.gd.request.email_failed
+    event, with the template and the request id and no address, however often it is asked."""
+    from sqlmodel import select
+
+    from activities.tables import OutboundEvent
+
+    sink.refuse_recipients = {CUSTOMER.upper()}
+    req = request()
+    assert (await mail.send_email(req)).status == "refused"
+    assert (await mail.send_email(req)).status == "refused"  # the recorded refusal, again
+
+    with store.session(write=False) as s:
+        rows = s.exec(select(OutboundEvent)).all()
+    assert [(r.type, r.subject, r.workflow_id) for r in rows] == [
+        ("br.gd.request.email_failed", "SOL-1", "gd-request-SOL-1")
+    ]
+    assert rows[0].data["template"] == "request_received"
+    assert CUSTOMER not in str(rows[0].data) and "@" not in str(rows[0].data)
+
+
 async def test_one_recipient_refused_the_other_served(mail, sink):
     sink.refuse_recipients = {"bad@example.com"}
     result = await mail.send_email(request(to=[CUSTOMER, "bad@example.com"]))
