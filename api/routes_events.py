@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from activities import events, webhooks
 from api.auth import Principal
-from api.deps import gd_of, principal_of, role_for
+from api.deps import gd_of, principal_of, read_json, role_for
 from api.openapi import PREFIX
 from api.problems import ApiProblem
 
@@ -73,12 +73,6 @@ def _cursor(value: str | None, field: str) -> int:
     return int(value)
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    from api.app import read_json
-
-    return await read_json(request)
-
-
 async def _own(request: Request, principal: Principal, subscription_id: str) -> Any:
     if not _SUB_ID.match(subscription_id):
         raise ApiProblem(404, "subscription_not_found", "assinatura não encontrada")
@@ -95,7 +89,7 @@ async def _own(request: Request, principal: Principal, subscription_id: str) -> 
 async def create_subscription(request: Request) -> Response:
     """Assina eventos por webhook: {url, types} → a assinatura e o segredo (mostrado uma vez)."""
     principal = await _principal(request, "create_subscription", SUBSCRIBERS)
-    data = await _body(request)
+    data = await read_json(request)
     unknown = sorted(set(data) - {"url", "types"})
     if unknown:
         raise ApiProblem(422, "invalid_fields", f"{unknown[0][:40]}: campo não aceito (aceitos: url, types)",
@@ -146,7 +140,7 @@ async def rotate_secret(request: Request, subscription_id: str) -> Response:
     """Novo segredo; o anterior continua assinando junto por ``overlap_hours`` (padrão 24)."""
     principal = await _principal(request, "rotate_subscription_secret", SUBSCRIBERS)
     await _own(request, principal, subscription_id)
-    data = await _body(request)
+    data = await read_json(request)
     try:
         row, secret = await run_in_threadpool(
             lambda: webhooks.rotate_secret(_store(request), subscription_id,

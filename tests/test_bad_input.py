@@ -328,8 +328,10 @@ async def test_start_refused(world: World, case, spoil, field_name, code, fragme
     assert [(e.action, e.status) for e in w.store.events(workflow_id)] == [("refused", "REFUSED")]
     record = w.store.request_row(workflow_id)
     assert record is not None and record.status == "REFUSED" and record.service_note is None
+    # ... and its one event for other systems (br.gd.request.status_changed to REFUSED).
     expected = dict(before["counts"], request_record=before["counts"]["request_record"] + 1,
-                    event_record=before["counts"]["event_record"] + 1)
+                    event_record=before["counts"]["event_record"] + 1,
+                    outbound_event=before["counts"]["outbound_event"] + 1)
     assert after["counts"] == expected
     assert [r for r in after["requests"] if r[0] != workflow_id] == before["requests"]
     assert after["blobs"] == before["blobs"] and after["mails"] == before["mails"]
