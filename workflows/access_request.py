@@ -405,6 +405,12 @@ class AccessRequestWorkflow:
         own = getattr(self, f"_rules_{update}", None)
         if own is not None:
             own(state, parsed)
+        # Rules added once requests were already running: checked by the validator only,
+        # so an update an older history accepted still replays (validators do not run in
+        # a replay; a handler that raised where it used to act would need a patch).
+        newer = getattr(self, f"_validator_rules_{update}", None)
+        if newer is not None and not again:
+            newer(state, parsed)
         return parsed
 
     async def _apply(self, update: str, args: Any) -> UpdateAck:
@@ -449,6 +455,19 @@ class AccessRequestWorkflow:
             missing = [k for k in REQUIRED_APR_KINDS if k not in kinds]
             if missing:
                 refuse(f"documents: faltam documentos técnicos obrigatórios: {', '.join(missing)}")
+
+    def _validator_rules_register_apr(self, state: AccessState, parsed: RegisterAprArgs) -> None:
+        # A lapsed NS registered late opens the reanalysis, and with it a parecer clock
+        # against the distributor: the dossier must be as complete as within the 24 hours
+        # (seed, "Solicitação de NS de Reanálise", step 1; DOMAIN.md 3.3 and 3.5).
+        if state.status == "LAPSED":
+            kinds = {d.kind for d in state.documents} | {d.kind for d in parsed.documents}
+            missing = [k for k in REQUIRED_APR_KINDS if k not in kinds]
+            if missing:
+                refuse(
+                    "documents: para cadastrar a NS reprovada por decurso de prazo faltam "
+                    f"documentos técnicos obrigatórios: {', '.join(missing)}"
+                )
 
     async def _register_apr(self, parsed: RegisterAprArgs) -> None:
         state = self._current()
