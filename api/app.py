@@ -1016,6 +1016,7 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
             raise ApiProblem(503, "store_unavailable", str(error), headers=RETRY_AFTER) from None
         return JSONResponse(result.to_dict())
 
+    app.include_router(__import__("api.routes_installations", fromlist=["router"]).router)
     _install_openapi(app)
     return app
 

@@ -525,3 +525,27 @@ async def test_operations_endpoints(stack):
                      "/api/v1/technicians/{council_key}/actions/{update}", "/api/v1/reports/sla"):
             assert path in spec["paths"]
         assert "gd_api_requests_total" in (await http.get("/metrics")).text
+
+
+async def test_installations_of_the_holder(stack, who):
+    """Issue 17: the customer base, for its holder (the AGV's list of a CPF's installations)."""
+    async with stack.http() as http:
+        r = await http.get("/api/v1/installations", params={"document": "529.982.247-25"},
+                           headers=who.customer())
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert [i["installation_number"] for i in items] == ["3001234567", "3001234568", "3001234569"]
+        assert items[0]["customer_class"] == "residencial" and items[0]["gd_connected"] is False
+        r = await http.get("/api/v1/installations", params={"document": CPF},
+                           headers=who.customer(OTHER_CPF, "outro"))
+        assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+        r = await http.get("/api/v1/installations", params={"document": "11222333000262"},
+                           headers=who.analyst())
+        assert [i["installation_number"] for i in r.json()["items"]] == [
+            "3009876500", "3009876501", "3009876502"]
+        r = await http.get("/api/v1/installations", params={"document": "123"}, headers=who.analyst())
+        assert r.status_code == 422 and "document:" in r.json()["detail"]
+        r = await http.get("/api/v1/installations", params={"document": CPF}, headers=who.rt())
+        assert r.status_code == 403
+        r = await http.get("/api/v1/installations", params={"document": CPF})
+        assert r.status_code == 401
