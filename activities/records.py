@@ -399,12 +399,21 @@ class RecordActivities:
                 row = self._issued_row(s, req)
                 if row is None:
                     ns = _next_value(s, SERVICE_NOTE_SEQUENCE)
-                    seq = _next_value(s, f"protocol-{year}")
+                    original = self._original_protocol(s, req)
+                    if original is not None:
+                        # A reanalysis keeps the request's Protocolo (seed: a new NS, the
+                        # same request) and burns no number of the yearly sequence; the
+                        # column is unique (16 characters), so the row holds
+                        # PROTOCOLO-n, n = the NS sequence in base 36 (5 characters: 60 M).
+                        protocol = f"{original}-{_base36(ns)}"
+                    else:
+                        seq = _next_value(s, f"protocol-{year}")
+                        protocol = f"{year:04d}{seq:06d}"
                     row = IssuedNumber(
                         workflow_id=req.workflow_id,
                         step=req.step,
                         service_note=f"{SERVICE_NOTE_BASE + ns:010d}",
-                        protocol=f"{year:04d}{seq:06d}",
+                        protocol=protocol,
                         issued_at=issued_at,
                     )
                     s.add(row)
@@ -421,6 +430,15 @@ class RecordActivities:
             if issued is None:
                 raise
             return issued
+
+    @staticmethod
+    def _original_protocol(s: Session, req: NumberRequest) -> str | None:
+        """The Protocolo issued at intake, for a reanalysis step; None otherwise."""
+        if not req.step.startswith("reanalysis"):
+            return None
+        first = s.exec(select(IssuedNumber).where(
+            IssuedNumber.workflow_id == req.workflow_id, IssuedNumber.step == "intake")).first()
+        return first.protocol if first is not None else None
 
     @staticmethod
     def _issued_row(s: Session, req: NumberRequest) -> IssuedNumber | None:
@@ -498,9 +516,21 @@ class RecordActivities:
         )
 
 
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rest = divmod(value, 36)
+        out = digits[rest] + out
+        if not value:
+            return out
+
+
 def _numbers(row: IssuedNumber) -> IssuedNumbers:
+    # A reanalysis row holds "PROTOCOLO-n": its Protocolo is the request's own.
     return IssuedNumbers(
-        service_note=row.service_note, protocol=row.protocol, issued_at=_aware(row.issued_at)
+        service_note=row.service_note, protocol=row.protocol.split("-", 1)[0],
+        issued_at=_aware(row.issued_at),
     )
 
 
