@@ -1017,6 +1017,7 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
         return JSONResponse(result.to_dict())
 
     app.include_router(__import__("api.routes_installations", fromlist=["router"]).router)
+    app.include_router(__import__("api.routes_technicians", fromlist=["router"]).router)
     _install_openapi(app)
     return app
 

@@ -549,3 +549,41 @@ async def test_installations_of_the_holder(stack, who):
         assert r.status_code == 403
         r = await http.get("/api/v1/installations", params={"document": CPF})
         assert r.status_code == 401
+
+
+async def test_rt_sets_the_apr_password_with_the_emailed_token(stack, who):
+    """Issue 17 item 8: the third approval e-mail's token sets the APR password once."""
+    import re as _re
+
+    registration = str(400000 + int(uuid.uuid4().int % 99999))
+    key = f"CREA-MG-{registration}"
+    async with stack.http() as http:
+        await approved_rt(http, who, key=key)
+        address = f"rt.{registration}@engenharia.example.com"
+
+        def set_password_mail():
+            for m in stack.smtp.messages:
+                if m["X-GD-Template"] == "technician_apr_set_password" and address in str(m["To"]):
+                    return m
+            return None
+
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 20
+        while set_password_mail() is None:
+            assert loop.time() < give_up, "no set-password e-mail"
+            await asyncio.sleep(0.2)
+        text = set_password_mail().get_body(("plain",)).get_content()
+        token = _re.search(r"informe o código: (\S+)", text).group(1)
+        path = f"/api/v1/technicians/{key}/password"
+        r = await http.post(path, json={"token": token, "password": "curta"})
+        assert r.status_code == 422 and r.json()["detail"].startswith("password: a senha deve ter de 10")
+        r = await http.post(path, json={"token": token + "x", "password": "Solar2026Forte"})
+        assert r.status_code == 403 and "código inválido" in r.json()["detail"]
+        r = await http.post(path, json={"token": token, "password": "Solar2026Forte"})
+        assert r.status_code == 204, r.text
+        r = await http.post(path, json={"token": token, "password": "Outra2026Senha"})
+        assert r.status_code == 403 and "já utilizado" in r.json()["detail"]
+    from activities.passwords import check_apr_login
+
+    assert check_apr_login(stack.deps.store, key, "Solar2026Forte")
+    assert not check_apr_login(stack.deps.store, key, "Outra2026Senha")

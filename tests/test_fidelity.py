@@ -255,3 +255,72 @@ def test_a_reanalysis_keeps_the_protocol_and_burns_no_protocol_number(tmp_path):
     assert other.protocol == "2026000002"
     # Retried: the same numbers.
     assert records.issue_numbers(NumberRequest(workflow_id="gd-request-a", step="reanalysis-2")) == again
+
+
+# --- item 8: the set-password link works (gd technician set-password) -----------------------
+
+
+async def test_cli_sets_the_apr_password_once_with_the_emailed_token(
+    client, task_queue, real_worker, smtp_sink, settings
+):
+    import re
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from tests import test_technician as tt
+
+    raw = tt.technician_input()
+    key = f"CREA-MG-{raw['registration']}"
+    async with real_worker():
+        handle = await tt.start(client, raw, task_queue)
+        await tt.in_review(handle)
+        await tt.update(handle, "approve", {"actor": tt.ANALYST})
+        await handle.result()
+    messages = await smtp_sink.wait_for_async(4)
+    [mail] = [m for m in messages if m["X-GD-Template"] == "technician_apr_set_password"]
+    assert str(mail["From"]) == "Partweb@cemig.com.br"
+    token = re.search(r"informe o código: (\S+)", mail.get_body(("plain",)).get_content()).group(1)
+    runner = CliRunner()
+    env = {"GD_DATABASE_URL": settings.database_url}
+    args = ["technician", "set-password", key, "--token", token, "--password-stdin"]
+    weak = runner.invoke(app, args, input="12345678901\n", env=env)
+    assert weak.exit_code == 2 and "password: use letras e números" in weak.output
+    done = runner.invoke(app, args, input="Solar2026Forte\n", env=env)
+    assert done.exit_code == 0, done.output
+    assert f"entre com o login {key}" in done.output
+    again = runner.invoke(app, args, input="Outra2026Senha\n", env=env)
+    assert again.exit_code == 2 and "código já utilizado" in again.output
+    # Only a hash is stored: the password appears nowhere in the database file.
+    from pathlib import Path
+
+    database = Path(settings.database_url.removeprefix("sqlite:///"))
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert b"Solar2026Forte" not in stored and token.encode() not in stored
+    from activities.passwords import check_apr_login
+    from activities.store import Store
+
+    assert check_apr_login(Store(settings.database_url), key, "Solar2026Forte")
+
+
+def test_an_expired_token_is_refused(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from activities.mail import hash_secret
+    from activities.passwords import SecretRefused, set_apr_password
+    from activities.store import Store
+    from activities.tables import TechnicianSecret
+
+    store = Store(f"sqlite:///{tmp_path / 'gd.db'}")
+    store.create_schema()
+    issued = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    with store.session() as s:
+        s.add(TechnicianSecret(technician="CREA-MG-123456", kind="apr_password_token",
+                               secret_hash=hash_secret("tok-123"), created_at=issued,
+                               expires_at=issued + timedelta(hours=72)))
+    with pytest.raises(SecretRefused, match="código expirado"):
+        set_apr_password(store, "CREA-MG-123456", "tok-123", "Solar2026Forte",
+                         now=issued + timedelta(hours=72))
+    # One minute before the 72 hours end it still works.
+    set_apr_password(store, "CREA-MG-123456", "tok-123", "Solar2026Forte",
+                     now=issued + timedelta(hours=71, minutes=59))
