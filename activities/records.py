@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 from temporalio import activity
 
-from activities import events
+from activities import events, installations
 from activities.blobs import BlobStore
 from activities.documents import resolve
 from activities.store import Store
@@ -28,6 +28,7 @@ from activities.tables import (
     BeneficiaryAllocation,
     EventRecord,
     IssuedNumber,
+    RequestHolder,
     RequestRecord,
     TechnicianRecord,
 )
@@ -48,6 +49,7 @@ from models.common import (
     DocumentRef,
     Problem,
     Technician,
+    holder_key,
     parse_or_problems,
     valid_workflow_id,
 )
@@ -108,9 +110,17 @@ class RecordActivities:
         blobs: BlobStore,
         *,
         clock: Callable[[], datetime] | None = None,
+        installations_check: bool | None = None,
     ):
         self.store = store
         self.blobs = blobs
+        # GD_INSTALLATIONS_CHECK (default on): intake checks installation numbers against
+        # the customer base (activities/installations.py).
+        if installations_check is None:
+            from models.settings import get_settings
+
+            installations_check = get_settings().installations_check != "off"
+        self.installations_check = installations_check
         # Wall clock for issued_at (tests inject one to cross a year boundary).
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
@@ -147,6 +157,7 @@ class RecordActivities:
         if check.process == "access":
             # Accepted: the request now holds the documents it cited (claims them).
             resolve(self.store, check.workflow_id, list(model.documents))  # type: ignore[union-attr]
+            self._record_holder(check.workflow_id, model)  # type: ignore[arg-type]
         return IntakeResult(problems=[], normalized=model.model_dump(mode="json"))
 
     def _check_technician(self, raw: Any) -> tuple[TechnicianInput | None, list[Problem]]:
@@ -190,11 +201,46 @@ class RecordActivities:
             kind = data.get("kind")
             technician = _parse_alone(Technician, data.get("technician"))
         problems.extend(self._document_problems(documents, workflow_id))
+        if model is not None and model.installation_number and model.customer.document:
+            problem = self._installation_problem(model.installation_number, model.customer.document)
+            if problem:
+                problems.append(problem)
         if kind == "request" and technician is not None:
             problem = self._technician_problem(technician)
             if problem:
                 problems.append(problem)
         return model, problems
+
+    def _installation_problem(self, number: str, document: str) -> Problem | None:
+        """The installation must be in the customer base and be the customer's (same CPF,
+        or same CNPJ root): seed, AGV "uma lista de instalações veiculadas ao nome"."""
+        if not self.installations_check:
+            return None
+        found = installations.lookup(self.store, number)
+        if found is None:
+            return Problem(
+                field="installation_number", code="INSTALACAO-NAO-ENCONTRADA",
+                message=f"instalação {number} não encontrada na base de clientes: confira o "
+                "número na conta de energia, ou deixe-o em branco e informe só o CPF/CNPJ")
+        if not installations.holder_matches(found, document):
+            return Problem(
+                field="installation_number", code="TITULARIDADE-DIVERGENTE",
+                message=f"instalação {number} não pertence ao CPF/CNPJ informado em "
+                "customer.document (o titular deve ser o mesmo CPF, ou a mesma raiz de CNPJ)")
+        return None
+
+    def _record_holder(self, workflow_id: str, model: AccessRequestInput) -> None:
+        """Who holds the plant, for the BeneficiaryRegistration start (idempotent)."""
+        if model.kind != "request" or not model.customer.document:
+            return
+        key = holder_key(model.customer.document)
+        with self.store.session() as s:
+            row = s.get(RequestHolder, workflow_id)
+            if row is None:
+                s.add(RequestHolder(workflow_id=workflow_id, request_id=model.request_id,
+                                    holder_key=key))
+            elif row.holder_key != key:
+                row.holder_key = key
 
     def _document_problems(
         self, documents: list[tuple[int, DocumentRef]], workflow_id: str
@@ -269,27 +315,74 @@ class RecordActivities:
         if request_id is None:
             return model, problems
         record = self.store.request_by_request_id(request_id, kind="request")
-        if record is None or record.status != "CONNECTED":
+        # A plant connected before this system: the customer base marks it (issue 17).
+        base = installations.lookup(self.store, generator) if generator else None
+        older_plant = base is not None and base.gd_connected
+        holder: str | None = None
+        if record is not None and record.status == "CONNECTED":
+            if record.installation_number and generator and record.installation_number != generator:
+                problems.append(
+                    Problem(
+                        field="generator_installation",
+                        code="generator_installation_mismatch",
+                        message=f"UC geradora {generator} difere da instalação "
+                        f"{record.installation_number} registrada na solicitação {request_id}",
+                    )
+                )
+            holder = self._holder_of(record.workflow_id)
+            if holder is None:  # requests accepted before the holder was recorded
+                known = installations.lookup(self.store, record.installation_number or generator or "")
+                holder = known.holder_key if known else None
+        elif older_plant and base is not None:
+            holder = base.holder_key
+        else:
             situation = record.status if record else "não encontrada"
             problems.append(
                 Problem(
                     field="request_id",
                     code="generator_not_connected",
                     message=f"a solicitação de acesso {request_id} não tem usina conectada "
-                    f"(situação: {situation}); o cadastro de UC recebedora exige a "
+                    f"(situação: {situation}) e a instalação geradora não consta como GD "
+                    "conectada na base de clientes; o cadastro de UC recebedora exige a "
                     "geradora conectada",
                 )
             )
-        elif record.installation_number and generator and record.installation_number != generator:
-            problems.append(
-                Problem(
-                    field="generator_installation",
-                    code="generator_installation_mismatch",
-                    message=f"UC geradora {generator} difere da instalação "
-                    f"{record.installation_number} registrada na solicitação {request_id}",
-                )
-            )
+            return model, problems
+        if model is not None:
+            problems.extend(self._holder_problems(model, holder))
         return model, problems
+
+    def _holder_of(self, workflow_id: str) -> str | None:
+        with self.store.session(write=False) as s:
+            row = s.get(RequestHolder, workflow_id)
+            return row.holder_key if row else None
+
+    @staticmethod
+    def _holder_problems(model: BeneficiaryInput, holder: str | None) -> list[Problem]:
+        """Starting a BeneficiaryRegistration is the plant holder's act, or a system's
+        (issue 16): anyone else could redirect a connected plant's credits."""
+        found: list[Problem] = []
+        if holder is not None and holder_key(model.holder_document) != holder:
+            found.append(Problem(
+                field="holder_document", code="TITULARIDADE-DIVERGENTE",
+                message="holder_document: deve ser o titular da usina (o mesmo CPF, ou a "
+                "mesma raiz de CNPJ, do cliente da solicitação)"))
+        actor = model.actor
+        if actor.role == "system":
+            return found
+        if holder is None:
+            found.append(Problem(
+                field="actor", code="holder_unknown",
+                message="o titular da usina não pôde ser confirmado (solicitação anterior a "
+                "este controle e instalação fora da base de clientes): o cadastro deve ser "
+                "iniciado por um sistema (actor.role system)"))
+        elif actor.document is None or holder_key(actor.document) != holder:
+            found.append(Problem(
+                field="actor", code="not_plant_holder",
+                message="actor.document: só o titular da usina (mesmo CPF, ou mesma raiz de "
+                "CNPJ, do cliente da solicitação) ou um sistema inicia o cadastro de UCs "
+                "recebedoras"))
+        return found
 
     # --- numbering ------------------------------------------------------------------
 
@@ -306,12 +399,21 @@ class RecordActivities:
                 row = self._issued_row(s, req)
                 if row is None:
                     ns = _next_value(s, SERVICE_NOTE_SEQUENCE)
-                    seq = _next_value(s, f"protocol-{year}")
+                    original = self._original_protocol(s, req)
+                    if original is not None:
+                        # A reanalysis keeps the request's Protocolo (seed: a new NS, the
+                        # same request) and burns no number of the yearly sequence; the
+                        # column is unique (16 characters), so the row holds
+                        # PROTOCOLO-n, n = the NS sequence in base 36 (5 characters: 60 M).
+                        protocol = f"{original}-{_base36(ns)}"
+                    else:
+                        seq = _next_value(s, f"protocol-{year}")
+                        protocol = f"{year:04d}{seq:06d}"
                     row = IssuedNumber(
                         workflow_id=req.workflow_id,
                         step=req.step,
                         service_note=f"{SERVICE_NOTE_BASE + ns:010d}",
-                        protocol=f"{year:04d}{seq:06d}",
+                        protocol=protocol,
                         issued_at=issued_at,
                     )
                     s.add(row)
@@ -328,6 +430,15 @@ class RecordActivities:
             if issued is None:
                 raise
             return issued
+
+    @staticmethod
+    def _original_protocol(s: Session, req: NumberRequest) -> str | None:
+        """The Protocolo issued at intake, for a reanalysis step; None otherwise."""
+        if not req.step.startswith("reanalysis"):
+            return None
+        first = s.exec(select(IssuedNumber).where(
+            IssuedNumber.workflow_id == req.workflow_id, IssuedNumber.step == "intake")).first()
+        return first.protocol if first is not None else None
 
     @staticmethod
     def _issued_row(s: Session, req: NumberRequest) -> IssuedNumber | None:
@@ -408,9 +519,21 @@ class RecordActivities:
         )
 
 
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rest = divmod(value, 36)
+        out = digits[rest] + out
+        if not value:
+            return out
+
+
 def _numbers(row: IssuedNumber) -> IssuedNumbers:
+    # A reanalysis row holds "PROTOCOLO-n": its Protocolo is the request's own.
     return IssuedNumbers(
-        service_note=row.service_note, protocol=row.protocol, issued_at=_aware(row.issued_at)
+        service_note=row.service_note, protocol=row.protocol.split("-", 1)[0],
+        issued_at=_aware(row.issued_at),
     )
 
 

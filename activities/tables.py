@@ -350,6 +350,40 @@ class WebhookDelivery(SQLModel, table=True):
     at: datetime = _ts()
 
 
+class Installation(SQLModel, table=True):
+    """The customer base: one installation (UC) per row, imported from the distributor's
+    export (``gd installations import``; activities/installations.py). The seed's AGV
+    lists the installations tied to a CPF; intake checks a request's installation here.
+    The holder's CPF/CNPJ is the distributor's own record (never logged)."""
+
+    __tablename__ = "installation"
+
+    number: str = Field(primary_key=True, min_length=10, max_length=10)
+    holder_document: str = Field(max_length=14)
+    # CPF whole, CNPJ by its 8-character root (models.common.holder_key).
+    holder_key: str = Field(index=True, max_length=11)
+    address: str = Field(max_length=300)
+    customer_class: str = Field(max_length=32)
+    gd_connected: bool = False
+    imported_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
+class RequestHolder(SQLModel, table=True):
+    """Who holds an accepted access request's plant: its customer's holder key (CPF, or
+    CNPJ root), written by the intake. A BeneficiaryRegistration is the holder's act."""
+
+    __tablename__ = "request_holder"
+
+    workflow_id: str = Field(primary_key=True, max_length=200)
+    request_id: str = Field(index=True, max_length=64)
+    holder_key: str = Field(max_length=11)
+    recorded_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     SchemaVersion,
     RequestRecord,
@@ -366,4 +400,6 @@ TABLES: tuple[type[SQLModel], ...] = (
     OutboundEvent,
     WebhookSubscription,
     WebhookDelivery,
+    Installation,
+    RequestHolder,
 )

@@ -46,7 +46,11 @@ log = logging.getLogger("gd.api")
 
 def include_routers(app: FastAPI) -> None:
     """Every router of the API: one line each."""
-    from api import access_requests, beneficiaries, documents, operations, reports, routes_events, routes_web, technicians
+    from api import (
+        access_requests, beneficiaries, documents, operations, reports, routes_events,
+        routes_installations, routes_technicians, routes_web,
+        technicians,
+    )
 
     app.include_router(operations.router)
     app.include_router(documents.router)
@@ -56,6 +60,8 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(reports.router)
     app.include_router(routes_web.router)  # the analysts' web inbox under /ui (issue 18)
     app.include_router(routes_events.router)  # events: subscriptions, webhooks, feed (issue 19)
+    app.include_router(routes_installations.router)  # the customer base (issue 17)
+    app.include_router(routes_technicians.router)  # the RT's APR password (issue 17)
 
 
 def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | None = None) -> FastAPI:

@@ -17,7 +17,7 @@ import typer
 
 from api import cli as api_cli
 from audit.cli import audit_app, report_app
-from cli import access, demo, dev, ops, registrations
+from cli import access, demo, dev, installations, ops, registrations
 from cli.common import COUNCIL_KEY_ENV, DOCUMENT_ENV, GdGroup, stderr_line
 
 app = typer.Typer(
@@ -75,6 +75,7 @@ app.command("worker")(dev.worker_cmd)
 app.command("api")(api_cli.serve)  # gd api (HTTP API v1)
 dev.dev_app.command("token")(api_cli.dev_token)  # gd dev token
 app.command("demo")(demo.demo)
+mount(installations.installations_app, "installations")  # gd installations (issue 17)
 
 
 def main() -> None:

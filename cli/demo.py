@@ -69,6 +69,20 @@ DEMO_DOCUMENTS = (
 )
 
 
+def load_demo_installations(settings: Any) -> None:
+    """The demo's customer base (domain/data/installations-demo.csv): the installations its
+    requests name must exist and be their holders' (GD_INSTALLATIONS_CHECK). Idempotent."""
+    from activities.installations import load_demo
+    from activities.store import Store
+
+    store = Store(settings.database_url)
+    try:
+        store.create_schema()
+        load_demo(store)
+    finally:
+        store.dispose()
+
+
 def minimal_pdf(title: str, lines: tuple[str, ...] = ()) -> bytes:
     """A small, valid one-page PDF (Helvetica text), built by hand: no dependency."""
 
@@ -241,6 +255,7 @@ async def run_demo(gd: Any, console: Any | None) -> dict[str, Any]:
 
 
     await _wait_for_worker(gd)
+    load_demo_installations(gd.settings)
     tag = f"{datetime.now(TZ):%H%M%S}-{secrets.token_hex(2)}"
     digits = f"{secrets.randbelow(10**8):08d}"
     typed_registration = f"{digits[:2]}.{digits[2:5]}.{digits[5:]}-d"  # normalised: digits + "D"

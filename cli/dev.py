@@ -25,7 +25,11 @@ def dev_up(
     ),
 ) -> None:
     """Sobe o servidor Temporal (estado em var/temporal.db), o SMTP de teste (e-mails em var/mail/) e o worker; Ctrl-C para tudo."""  # noqa: E501
+    from cli.demo import load_demo_installations
+
     try:
+        # The small demo customer base, so `gd demo` and hand-made requests pass intake.
+        load_demo_installations(get_settings())
         asyncio.run(up(get_settings(), ui_port=ui_port, worker=not no_worker))
     except DevStackError as err:
         typer.echo(f"gd dev up: {err}", err=True)

@@ -228,3 +228,37 @@ def beneficiaries_status(
 
     execute(body, json_out)
 
+
+
+@technician_app.command("set-password")
+def technician_set_password(
+    technician: str = typer.Argument(..., help="CONSELHO-UF-REGISTRO (ex.: CREA-MG-12345): o login do APR."),
+    token: str = typer.Option(..., "--token", help="código do e-mail \"registro da senha para acesso ao APR\"."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="lê a nova senha da entrada padrão."),
+    json_out: bool = json_opt(),
+) -> None:
+    """Registra a senha do APR Web com o código do terceiro e-mail da aprovação (uso único, válido por 72 h)."""
+    import sys
+
+    from activities.passwords import PasswordRefused, SecretRefused, set_apr_password
+    from activities.store import Store
+    from cli.common import emit_json, fail, settings_now
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Nova senha do APR", hide_input=True, confirmation_prompt=True)
+    store = Store(settings_now().database_url)
+    store.create_schema()
+    try:
+        set_apr_password(store, technician.strip().upper(), token.strip(), password)
+    except (PasswordRefused, SecretRefused) as error:
+        fail(2, f"gd technician set-password: {error}", json_out)
+        return
+    finally:
+        store.dispose()
+    if json_out:
+        emit_json({"ok": True, "technician": technician.strip().upper()})
+    else:
+        console().print("Senha do APR registrada: entre com o login "
+                        f"{technician.strip().upper()} e a nova senha.")

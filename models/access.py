@@ -43,6 +43,9 @@ MINI_LIMIT_NON_DISPATCHABLE_KW = 3000.0
 SOLAR_CAPACITY_FACTOR = 0.20
 DISPATCHABLE_SOURCES = ("hydro", "biomass", "cogeneration")
 REANALYSIS_MOTIVE = "Reanálise do projeto/processo elétrico"
+# The seed's two reanalysis motives ("Solicitação de NS de Reanálise": "reanálise de carga
+# na rede ou reanálise de projeto elétrico na AGV"); the first is the default.
+REANALYSIS_MOTIVES = (REANALYSIS_MOTIVE, "Reanálise de carga na rede")
 
 AccessStatusName = Literal[
     "RECEIVED",  # not in CONTRACT.md: intake still running (a few hundred ms)
@@ -79,6 +82,8 @@ class Customer(Model):
 class Integrator(Model):
     name: PersonName
     document: TaxId
+    # Where a consulta's answer also goes when the integrator filed it (issue 17).
+    email: Email | None = None
 
 
 class Generation(Model):
@@ -116,6 +121,12 @@ class Generation(Model):
         return self
 
 
+RequestMotive = Literal[
+    "new_connection", "power_increase", "holder_change", "modality_change",
+    "beneficiaries_change", "source_change",
+]
+
+
 class AccessRequestInput(Model):
     request_id: RequestId
     kind: Literal["inquiry", "request"]
@@ -127,6 +138,9 @@ class AccessRequestInput(Model):
     documents: Annotated[list[DocumentRef], Field(max_length=50)] = []
     beneficiaries: Allocation | None = None
     policy: Literal["seed", "ren1000-2023"] | None = None
+    # The AGV form's "Motivo da Solicitação" (domain/motives.py); a request without one
+    # is a new connection. An inquiry has none.
+    motive: RequestMotive | None = None
 
     @model_validator(mode="after")
     def _branch_rules(self) -> "AccessRequestInput":
@@ -147,6 +161,8 @@ class AccessRequestInput(Model):
                 )
         elif self.beneficiaries is not None:
             raise ValueError("beneficiaries: uma consulta não cadastra UCs recebedoras")
+        elif self.motive is not None:
+            raise ValueError("motive: o motivo da solicitação não se aplica a uma consulta")
         elif not (
             self.customer.document
             or self.customer.customer_number
@@ -259,6 +275,8 @@ class AccessStatus(Model):
     actions: list[Action] = []
     # Bumped by every recorded step; equals the ``sequence`` of an update's ack.
     sequence: int = 0
+    # "Motivo da Solicitação" at intake (domain/motives.py); None for an inquiry.
+    motive: str | None = None
     # SHA-256 of the normalised input: lets a caller tell "the same request again" from
     # "this request_id was used for another body" (the id alone cannot).
     input_digest: str | None = None

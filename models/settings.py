@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,10 @@ class GdSettings(BaseSettings):
     billing_cycle_months: int = 1
     # Analysis cycles before AccessRequest continues as new (bounded history).
     cycles_per_run: int = 5
+    # Intake checks an installation number against the customer base (table
+    # ``installation``, `gd installations import`): "on", or "off" for a distributor
+    # without an export yet (README "Base de clientes").
+    installations_check: Literal["on", "off"] = "on"
 
     @field_validator(
         "blob_url", "s3_endpoint_url", "temporal_tls_cert", "temporal_tls_key",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from models.acks import Action
 from models.common import (
@@ -43,8 +43,26 @@ class TechnicianInput(Model):
         return f"{self.council}-{self.uf}-{self.registration}"
 
 
+class RegistrationCheck(Model):
+    """The analyst's check of the RT's council registration before approval (seed: "o
+    mesmo deverá estar com o registro regularizado no CREA ou no CAU"). There is no public
+    API to call (DOMAIN.md): the analyst says where and when it was checked."""
+
+    source: Annotated[str, Field(min_length=3, max_length=200)]  # e.g. "CREA-MG, consulta pública"
+    checked_at: datetime
+    situation: Literal["regular", "irregular", "not_found"]
+
+    @field_validator("checked_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("checked_at: informe data e hora com fuso (ex.: 2026-12-01T10:00:00-03:00)")
+        return value
+
+
 class TechnicianApproveArgs(ActorArgs):
-    pass
+    # Optional in the contract; the web form requires it.
+    registration_check: RegistrationCheck | None = None
 
 
 class TechnicianRejectArgs(ActorArgs):

@@ -111,6 +111,9 @@ async def running_stack(tmp: Path, *, worker_process: bool = False) -> AsyncIter
         env="dev",
     )
     deps = build_dependencies(settings)
+    from activities.installations import load_demo
+
+    load_demo(deps.store)  # the customer base the requests name (GD_INSTALLATIONS_CHECK)
     port = free_port()
     log = tmp / "api.log"
     target = env.client.service_client.config.target_host

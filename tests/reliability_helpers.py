@@ -264,6 +264,9 @@ class ChaosStack:
         try:
             self.sink.restart()
             self.store.create_schema()
+            from activities.installations import load_demo
+
+            load_demo(self.store)  # the customer base the requests name (GD_INSTALLATIONS_CHECK)
             await self.server.start()
             self._client = await Client.connect(
                 self.server.target, namespace=self.settings.namespace,
@@ -755,6 +758,9 @@ class Scenario:
         raw["technician"] = lc.technician
         raw["customer"] = {**raw["customer"], "document": lc.cpf, "email": lc.email,
                            "name": lc.name, "phone": lc.phone}
+        # Each lifecycle's customer is made up: no installation of the customer base is
+        # theirs, so the request names none (the CPF alone, as the seed allows).
+        raw["installation_number"] = None
         # This request's parties: its RT and its customer (CONTRACT.md "Parties").
         TECH = {**TECH_ACTOR, "council_key": key}
         CUSTOMER = {**CUSTOMER_ACTOR, "document": lc.cpf}

@@ -94,6 +94,14 @@ def blobs(tmp_path: Path) -> BlobStore:
 
 @pytest.fixture
 def records(store: Store, blobs: BlobStore) -> RecordActivities:
+    from activities.installations import import_csv
+
+    # The customer base (GD_INSTALLATIONS_CHECK is on): access_raw's installation and holder.
+    report = import_csv(store, (
+        "instalacao;documento_titular;endereco;classe;gd_conectada\n"
+        f"3001234567;{make_cpf(123456789)};Rua A, 1 - Belo Horizonte/MG;residencial;nao\n"
+    ).encode())
+    assert report.ok, report.problems
     return RecordActivities(store, blobs)
 
 

@@ -576,3 +576,65 @@ async def test_operations_endpoints(stack):
                      "/api/v1/technicians/{council_key}/actions/{update}", "/api/v1/reports/sla"):
             assert path in spec["paths"]
         assert "gd_api_requests_total" in (await http.get("/metrics")).text
+
+
+async def test_installations_of_the_holder(stack, who):
+    """Issue 17: the customer base, for its holder (the AGV's list of a CPF's installations)."""
+    async with stack.http() as http:
+        r = await http.get("/api/v1/installations", params={"document": "529.982.247-25"},
+                           headers=who.customer())
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert [i["installation_number"] for i in items] == ["3001234567", "3001234568", "3001234569"]
+        assert items[0]["customer_class"] == "residencial" and items[0]["gd_connected"] is False
+        r = await http.get("/api/v1/installations", params={"document": CPF},
+                           headers=who.customer(OTHER_CPF, "outro"))
+        assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+        r = await http.get("/api/v1/installations", params={"document": "11222333000262"},
+                           headers=who.analyst())
+        assert [i["installation_number"] for i in r.json()["items"]] == [
+            "3009876500", "3009876501", "3009876502"]
+        r = await http.get("/api/v1/installations", params={"document": "123"}, headers=who.analyst())
+        assert r.status_code == 422 and "document:" in r.json()["detail"]
+        r = await http.get("/api/v1/installations", params={"document": CPF}, headers=who.rt())
+        assert r.status_code == 403
+        r = await http.get("/api/v1/installations", params={"document": CPF})
+        assert r.status_code == 401
+
+
+async def test_rt_sets_the_apr_password_with_the_emailed_token(stack, who):
+    """Issue 17 item 8: the third approval e-mail's token sets the APR password once."""
+    import re as _re
+
+    registration = str(400000 + int(uuid.uuid4().int % 99999))
+    key = f"CREA-MG-{registration}"
+    async with stack.http() as http:
+        await approved_rt(http, who, key=key)
+        address = f"rt.{registration}@engenharia.example.com"
+
+        def set_password_mail():
+            for m in stack.smtp.messages:
+                if m["X-GD-Template"] == "technician_apr_set_password" and address in str(m["To"]):
+                    return m
+            return None
+
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 20
+        while set_password_mail() is None:
+            assert loop.time() < give_up, "no set-password e-mail"
+            await asyncio.sleep(0.2)
+        text = set_password_mail().get_body(("plain",)).get_content()
+        token = _re.search(r"informe o código: (\S+)", text).group(1)
+        path = f"/api/v1/technicians/{key}/password"
+        r = await http.post(path, json={"token": token, "password": "curta"})
+        assert r.status_code == 422 and r.json()["detail"].startswith("password: a senha deve ter de 10")
+        r = await http.post(path, json={"token": token + "x", "password": "Solar2026Forte"})
+        assert r.status_code == 403 and "código inválido" in r.json()["detail"]
+        r = await http.post(path, json={"token": token, "password": "Solar2026Forte"})
+        assert r.status_code == 204, r.text
+        r = await http.post(path, json={"token": token, "password": "Outra2026Senha"})
+        assert r.status_code == 403 and "já utilizado" in r.json()["detail"]
+    from activities.passwords import check_apr_login
+
+    assert check_apr_login(stack.deps.store, key, "Solar2026Forte")
+    assert not check_apr_login(stack.deps.store, key, "Outra2026Senha")

@@ -133,6 +133,9 @@ async def world(env, tmp_path_factory):
         smtp_host="127.0.0.1", smtp_port=sink.port, task_queue=f"gd-bad-{uuid.uuid4().hex[:8]}",
     )
     deps = build_dependencies(settings)
+    from activities.installations import load_demo
+
+    load_demo(deps.store)  # the customer base the requests name (GD_INSTALLATIONS_CHECK)
     w = World(client=env.client, settings=settings, store=deps.store, blobs=deps.blobs, sink=sink,
               exact=not env.supports_time_skipping, tmp=tmp)
     client = env.client

@@ -65,6 +65,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GD_")}
     env.update(settings_env(settings))
     env.update(COLUMNS="200", GD_UI_PORT=str(free_port()))
+    from cli.demo import load_demo_installations
+
+    load_demo_installations(settings)  # as `gd dev up` does: the demo customer base
     async with DevStack(
         settings, ui_port=int(env["GD_UI_PORT"]), worker=True, var_dir=root / "var", echo_worker=False
     ) as dev:

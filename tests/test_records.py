@@ -277,7 +277,8 @@ def test_clean_access_input_is_normalized(records: RecordActivities, store: Stor
     ref = upload_pdf(store, blobs)
     cpf = make_cpf(987654321)
     formatted = f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}"
-    result = records.validate_intake(_check(access_raw([ref], cpf=formatted)))
+    # This customer names no installation (CPF alone, as the seed allows).
+    result = records.validate_intake(_check(access_raw([ref], cpf=formatted, installation_number=None)))
     assert result.problems == []
     assert result.normalized is not None
     assert result.normalized["customer"]["document"] == cpf
@@ -305,13 +306,13 @@ def test_technician_intake(records: RecordActivities) -> None:
 
 
 def _beneficiaries_raw(generator: str = "3001234567", request_id: str = "req-9") -> dict[str, Any]:
-    cpf = make_cpf(555666777)
+    cpf = make_cpf(123456789)  # the holder of 3001234567 in the customer base
     return {
         "request_id": request_id,
         "generator_installation": generator,
         "holder_document": cpf,
         "modality": "remote",
-        "actor": {"id": "cust-1", "role": "customer"},
+        "actor": {"id": "cust-1", "role": "customer", "document": cpf},
         "allocation": {"mode": "percent", "units": [
             {"installation_number": "3001234568", "holder_document": cpf, "percent": 60},
             {"installation_number": "3001234569", "holder_document": cpf, "percent": 40},

@@ -22,9 +22,12 @@ with workflow.unsafe.imports_passed_through():
     from domain import rules
     from domain.limits import check_growth
     from domain.policies import Deadline
+    from domain.apr_documents import REQUIRED_APR_KINDS, apr_documents
+    from domain.motives import DEFAULT_MOTIVE
+    from domain.motives import label as motive_label
     from domain.rules import ACCESS
     from models.access import (
-        REANALYSIS_MOTIVE,
+        REANALYSIS_MOTIVES,
         TERMINAL_STATUSES,
         UPDATE_ARGS,
         AccessRequestInput,
@@ -65,7 +68,6 @@ from workflows import access_view as view
 from workflows import common
 from workflows.common import refuse, require_reasons
 
-REQUIRED_APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
 # Analysis cycles per run before continuing as new, so a long reanalysis loop keeps a
 # bounded history.
 CYCLES_PER_RUN = 4
@@ -212,9 +214,12 @@ class AccessRequestWorkflow:
         elif deadline.on_lapse == "lapse":
             state.corrections_attached = False
             state.apr_registered_after_lapse = False
+            # The e-mail names when the 24 hours ended (the APR window's own due instant).
+            ended = {"apr_due_at": common.iso(deadline.due_at)}
             await self._set_deadline("pendencies_answer", workflow.now())
             self._decide(None, "lapse", reasons=[Reason(code="NS-PRAZO-APR-EXPIRADO")])
-            self._move("LAPSED", "apr_window_lapsed", email=("apr_lapsed", self._requesters()))
+            self._move("LAPSED", "apr_window_lapsed", email=("apr_lapsed", self._requesters()),
+                       extra=ended)
         else:
             self._decide(None, "cancel_lapse", text=f"prazo {deadline.rule} esgotado")
             self._move(
@@ -270,7 +275,12 @@ class AccessRequestWorkflow:
         self.state.service_notes.append(numbers.service_note)
         # Deadlines run on the workflow clock (the activity ran on the worker's clock).
         await self._set_deadline("apr_window", workflow.now())
-        self._move("AWAITING_APR", "received", email=("request_received", self._requesters()))
+        required, recommended = apr_documents(inp.generation.generation_class)
+        self._move(
+            "AWAITING_APR", "received", email=("request_received", self._requesters()),
+            extra={"motive": inp.motive or DEFAULT_MOTIVE, "motive_label": motive_label(inp.motive),
+                   "apr_required": required, "apr_recommended": recommended},
+        )
 
     # --- state helpers -----------------------------------------------------------------
 
@@ -407,6 +417,12 @@ class AccessRequestWorkflow:
         own = getattr(self, f"_rules_{update}", None)
         if own is not None:
             own(state, parsed)
+        # Rules added once requests were already running: checked by the validator only,
+        # so an update an older history accepted still replays (validators do not run in
+        # a replay; a handler that raised where it used to act would need a patch).
+        newer = getattr(self, f"_validator_rules_{update}", None)
+        if newer is not None and not again:
+            newer(state, parsed)
         return parsed
 
     async def _apply(self, update: str, args: Any) -> UpdateAck:
@@ -452,6 +468,19 @@ class AccessRequestWorkflow:
             missing = [k for k in REQUIRED_APR_KINDS if k not in kinds]
             if missing:
                 refuse(f"documents: faltam documentos técnicos obrigatórios: {', '.join(missing)}")
+
+    def _validator_rules_register_apr(self, state: AccessState, parsed: RegisterAprArgs) -> None:
+        # A lapsed NS registered late opens the reanalysis, and with it a parecer clock
+        # against the distributor: the dossier must be as complete as within the 24 hours
+        # (seed, "Solicitação de NS de Reanálise", step 1; DOMAIN.md 3.3 and 3.5).
+        if state.status == "LAPSED":
+            kinds = {d.kind for d in state.documents} | {d.kind for d in parsed.documents}
+            missing = [k for k in REQUIRED_APR_KINDS if k not in kinds]
+            if missing:
+                refuse(
+                    "documents: para cadastrar a NS reprovada por decurso de prazo faltam "
+                    f"documentos técnicos obrigatórios: {', '.join(missing)}"
+                )
 
     async def _register_apr(self, parsed: RegisterAprArgs) -> None:
         state = self._current()
@@ -542,8 +571,9 @@ class AccessRequestWorkflow:
                 f"reproved_service_note: informe a NS reprovada desta solicitação "
                 f"({state.service_note}), não {parsed.reproved_service_note}"
             )
-        if parsed.motive != REANALYSIS_MOTIVE:
-            refuse(f"motive: o motivo da solicitação deve ser \"{REANALYSIS_MOTIVE}\"")
+        if parsed.motive not in REANALYSIS_MOTIVES:
+            accepted = " ou ".join(f'"{m}"' for m in REANALYSIS_MOTIVES)
+            refuse(f"motive: o motivo da solicitação deve ser {accepted}")
         if state.status == "LAPSED" and not state.apr_registered_after_lapse:
             refuse(
                 "request_reanalysis: cadastre antes a NS reprovada por decurso de prazo no "
@@ -653,7 +683,7 @@ class AccessRequestWorkflow:
             "answered",
             actor=parsed.actor,
             documents=parsed.documents,
-            email=("inquiry_answered", [state.input.customer.email]),
+            email=("inquiry_answered", view.inquiry_recipients(state.input)),
             attachments=parsed.documents,
             extra={"answer": parsed.answer},
         )

@@ -123,6 +123,7 @@ def snapshot(state: AccessState) -> AccessStatus:
         policy=state.policy,
         generation_class=inp.generation.generation_class,
         technician=technician_key(state),
+        motive=(inp.motive or "new_connection") if inp.kind == "request" else None,
         service_note=state.service_note,
         protocol=state.protocol,
         service_notes=list(state.service_notes),
@@ -177,6 +178,16 @@ def requesters(state: AccessState) -> list[str]:
     if state.input.technician is not None:
         recipients.append(f"technician:{state.input.technician.key}")
     return recipients
+
+
+def inquiry_recipients(inp: Any) -> list[str]:
+    """A consulta's answer: the customer, and the integrator when the input names one with
+    an e-mail (seed: a consulta may be filed by the customer or the integrator)."""
+    to = [inp.customer.email]
+    integrator = inp.integrator
+    if integrator is not None and integrator.email and integrator.email not in to:
+        to.append(integrator.email)
+    return to
 
 
 def beneficiaries_payload(inp: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.calendar import TZ
     from domain.rules import TECHNICIAN
     from models.activities import (
         CredentialsRequest,
@@ -39,7 +40,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import common
-from workflows.common import reasons_context, require_reasons
+from workflows.common import reasons_context, refuse, require_reasons
+
+SITUATIONS = {"regular": "regular", "irregular": "irregular", "not_found": "não encontrado"}
+
+
+def local_text(moment: Any) -> str:
+    """dd/mm/aaaa hh:mm in America/Sao_Paulo."""
+    return moment.astimezone(TZ).strftime("%d/%m/%Y %H:%M")
 from workflows.review import PENDING, ReviewWorkflow
 
 # TechnicianInput carries no policy and both shipped policies agree on this rule.
@@ -202,10 +210,29 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
     def _rules_reject(self, parsed: TechnicianRejectArgs) -> None:
         require_reasons(parsed.reasons, "reject_technician", "reasons")
 
+    def _rules_approve(self, parsed: TechnicianApproveArgs) -> None:
+        check = parsed.registration_check
+        if check is not None and check.situation != "regular":
+            refuse(
+                "registration_check.situation: a aprovação exige o registro regularizado no "
+                f"CREA ou no CAU (verificado: {SITUATIONS[check.situation]})"
+            )
+
     def _approve(self, parsed: TechnicianApproveArgs) -> None:
         inp = self._input()
         self._decide(parsed.actor, "approve", "APPROVED", [])
-        self._transition("approved", actor=parsed.actor)
+        check = parsed.registration_check
+        data: dict[str, Any] = {}
+        if check is not None:
+            data = {
+                "registration_check": check.model_dump(mode="json"),
+                # What the timeline shows (audit/timeline: "observações").
+                "notes": f"registro {inp.key} verificado em {check.source} em "
+                f"{local_text(check.checked_at)}: {SITUATIONS[check.situation]}",
+            }
+            self.state.decisions[-1] = self.state.decisions[-1].model_copy(
+                update={"text": data["notes"]})
+        self._transition("approved", actor=parsed.actor, data=data)
         info = workflow.info()
         self.state.pending.append(
             CredentialsRequest(
