@@ -52,14 +52,17 @@ TEMPLATES: dict[str, TemplateInfo] = {
     "analysis_started": TemplateInfo(
         "sender_agv", ("request_id", "service_note", "due_at", "rule", "cycle"),
         ("protocol", "generation_class", "works_declared")),
+    # The answers of the analysis of the electrical project come from APR Web's address
+    # (the seed: "o sistema encaminhará resposta ... das análises de projeto elétrico/carga
+    # para o e-mail cadastrado"); the commercial steps from AGV's.
     # due_at: until when the vistoria must be requested (inspection_request_window).
     "parecer_issued": TemplateInfo(
-        "sender_agv", ("request_id", "service_note"), ("due_at", "notes", "requires_works")),
+        "sender_apr", ("request_id", "service_note"), ("due_at", "notes", "requires_works")),
     # due_at: until when the pendências must be answered (pendencies_answer, 30 days).
     "suspended": TemplateInfo(
-        "sender_agv", ("request_id", "service_note", "pendencies", "due_at")),
+        "sender_apr", ("request_id", "service_note", "pendencies", "due_at")),
     "reproved": TemplateInfo(
-        "sender_agv", ("request_id", "service_note", "reasons"), ("due_at",)),
+        "sender_apr", ("request_id", "service_note", "reasons"), ("due_at",)),
     "reanalysis_started": TemplateInfo(
         "sender_agv", ("request_id", "service_note", "reproved_service_note", "due_at"),
         ("protocol", "cycle")),
@@ -67,7 +70,7 @@ TEMPLATES: dict[str, TemplateInfo] = {
     "inspection_requested": TemplateInfo(
         "sender_agv", ("request_id", "service_note", "due_at"), ("voltage_kv",)),
     "inspection_reproved": TemplateInfo(
-        "sender_agv", ("request_id", "service_note", "findings"), ("due_at",)),
+        "sender_apr", ("request_id", "service_note", "findings"), ("due_at",)),
     "connected": TemplateInfo("sender_agv", ("request_id", "service_note"), ("connected_at",)),
     # cause: "withdrawn" (desistência) or "lapsed" (prazo esgotado, by policy); without
     # it the text only says "cancelada" and shows ``reason``.

@@ -301,6 +301,20 @@ async def test_parecer_sent_with_pdf_through_activity_environment(mail, sink, bl
     assert row.message_id == result.message_id and row.sent_at is not None
 
 
+async def test_analysis_answers_come_from_apr_web_and_commercial_steps_from_agv(mail, sink):
+    """The seed: APR Web mails the answers of the analyses (part_apr@), AGV the requests'
+    commercial steps (agv@)."""
+    expected = {
+        "parecer_issued": "part_apr@cemig.com.br", "suspended": "part_apr@cemig.com.br",
+        "reproved": "part_apr@cemig.com.br", "inspection_reproved": "part_apr@cemig.com.br",
+        "request_received": "agv@cemig.com.br", "connected": "agv@cemig.com.br",
+    }
+    for i, name in enumerate(expected):
+        await mail.send_email(request(name, key=f"s:{i}"))
+    received = await sink.wait_for_async(len(expected))
+    assert {m["Subject"] and name: m["From"] for name, m in zip(expected, received)} == expected
+
+
 async def test_sender_per_template_and_override(mail, sink):
     await mail.send_email(request("technician_received", key="t:received",
                                   to=[TECHNICIAN_EMAIL]))
