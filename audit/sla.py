@@ -19,7 +19,8 @@ Definitions (what the figures mean):
   arithmetic mean, **p90** the nearest-rank 90th percentile (the smallest duration
   that at least 90 % of the windows do not exceed);
 * **breaches**: the windows closed late within the period, plus those still open at
-  the end of the period whose due date had passed ("em aberto");
+  the end of the period — or now, for a period not over yet — whose due date had passed
+  ("em aberto"): a window due later this month is not a breach today;
 * for requester-side rules (APR Web registration, answer to pendências, inspection
   request) a breach is the requester's lapse, not the distributor's.
 """
@@ -174,8 +175,12 @@ def windows_from_events(events: Iterable[Any]) -> list[Window]:
     return found
 
 
-def compute(windows: Iterable[Window], start: datetime, end: datetime) -> list[RuleStats]:
-    """The figures for [start, end), from windows read as of ``end``."""
+def compute(
+    windows: Iterable[Window], start: datetime, end: datetime, now: datetime | None = None
+) -> list[RuleStats]:
+    """The figures for [start, end), from windows read as of ``end`` — or as of ``now``
+    when the period is not over yet (an open window is late only once its due date passed)."""
+    as_of = end if now is None else min(now, end)
     stats = {rule: RuleStats(rule) for rule in RULES}
     for window in windows:
         rule = stats.setdefault(window.rule, RuleStats(window.rule))
@@ -192,8 +197,8 @@ def compute(windows: Iterable[Window], start: datetime, end: datetime) -> list[R
                 rule.breaches.append(_breach(window, window.closed_at))
         else:
             rule.open_windows += 1
-            if window.due_at < end:
-                rule.breaches.append(_breach(window, end, still_open=True))
+            if window.due_at < as_of:
+                rule.breaches.append(_breach(window, as_of, still_open=True))
     for rule in stats.values():
         rule.breaches.sort(key=lambda b: (b.due_at, b.workflow_id))
     return list(stats.values())
@@ -234,14 +239,15 @@ def report(store, first_day: date, last_day: date) -> SlaReport:
             ).all()
         )
     windows = windows_from_events(rows)
+    now = datetime.now(timezone.utc)
     return SlaReport(
         first_day=first_day,
         last_day=last_day,
         start=start,
         end=end,
-        rules=compute(windows, start, end),
+        rules=compute(windows, start, end, now),
         processes=len({r.workflow_id for r in rows}),
-        generated_at=datetime.now(timezone.utc),
+        generated_at=now,
     )
 
 

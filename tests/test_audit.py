@@ -459,3 +459,27 @@ def test_sla_cli_on_a_database_without_the_event_log(tmp_path):
     with gd_env(database_url=f"sqlite:///{tmp_path / 'empty.db'}") as env:
         result = CliRunner().invoke(report_app, ["sla", "--from", "2026-03-01", "--to", "2026-03-31"], env=env)
     assert result.exit_code == 2 and "event_record" in result.output
+
+
+def test_sla_report_of_a_month_not_over_counts_only_windows_already_late():
+    """A parecer due 03/12/2026 00:01 (São Paulo), in a report of 01–31/12 run on
+    02/12/2026 at noon: still open, not yet late, so no breach; one due 01/12 is."""
+    from datetime import date
+
+    from audit.windows import Window
+
+    tz = ZoneInfo("America/Sao_Paulo")
+    start, end = sla.period(date(2026, 12, 1), date(2026, 12, 31))
+    not_yet = Window(workflow_id="gd-request-a", process="access", rule="parecer",
+                     opened_at=datetime(2026, 11, 18, 10, 0, tzinfo=tz), opened_by="rt",
+                     due_at=datetime(2026, 12, 3, 0, 1, tzinfo=tz))
+    late = Window(workflow_id="gd-request-b", process="access", rule="parecer",
+                  opened_at=datetime(2026, 11, 16, 10, 0, tzinfo=tz), opened_by="rt",
+                  due_at=datetime(2026, 12, 1, 23, 59, 59, tzinfo=tz))
+    today = datetime(2026, 12, 2, 12, 0, tzinfo=tz)
+
+    (parecer,) = [r for r in sla.compute([not_yet, late], start, end, today) if r.rule == "parecer"]
+    assert parecer.open_windows == 2
+    assert [b.workflow_id for b in parecer.breaches] == ["gd-request-b"]
+    # late by 12 h 00 min 01 s at noon on 02/12, not by the rest of the month
+    assert round(parecer.breaches[0].delay_days * 86400) == 12 * 3600 + 1
