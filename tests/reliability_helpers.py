@@ -41,7 +41,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from activities.blobs import BlobStore, upload
+from activities.blobs import open_blobs, upload
 from activities.store import Store
 from activities.tables import EventRecord, IssuedNumber, NumberSequence, Outbox, RequestRecord
 from devstack import DevStack, settings_env
@@ -235,7 +235,9 @@ class ChaosStack:
             console=Console(stderr=True, quiet=True),
         )
         self.store = Store(self.settings.database_url)
-        self.blobs = BlobStore(self.settings.blob_dir)
+        # Where the worker process finds documents: the database on PostgreSQL, a
+        # directory on SQLite (activities.blobs.open_blobs, as every process does).
+        self.blobs = open_blobs(self.settings, self.store)
         self.worker_log = self.tmp / "worker.log"
         # fast_restarts: new worker processes are forked from FORK_SERVER (no import time);
         # otherwise each is a cold `python -m worker`.

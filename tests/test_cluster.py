@@ -69,7 +69,8 @@ def test_worker_check_prints_the_commands_for_what_is_missing_and_they_fix_it(ba
     assert lines[0] == f"✓ conexão com {bare_server} (sem TLS)"
     assert lines[1] == "✓ namespace default"
     assert lines[2] == ("✗ atributos de busca ausentes em default: GdClass, GdServiceNote, "
-                        "GdProtocol, GdTechnician, GdNextActor, GdDueAt, GdSlaBreached; crie-os com:")
+                        "GdProtocol, GdTechnician, GdNextActor, GdDueAt, GdSlaBreached, GdAssignee; "
+                        "crie-os com:")
     commands = [line.strip() for line in lines if line.startswith("  temporal ")]
     assert commands == [
         f"temporal operator search-attribute create --address {bare_server} --namespace default "
@@ -77,9 +78,11 @@ def test_worker_check_prints_the_commands_for_what_is_missing_and_they_fix_it(ba
         for name, kind in [("GdClass", "Keyword"), ("GdServiceNote", "Keyword"),
                            ("GdProtocol", "Keyword"), ("GdTechnician", "Keyword"),
                            ("GdNextActor", "Keyword"), ("GdDueAt", "Datetime"),
-                           ("GdSlaBreached", "Bool")]]
+                           ("GdSlaBreached", "Bool"), ("GdAssignee", "Keyword")]]
     # A new working directory: the store is not migrated yet.
-    assert lines[-2] == ("✗ banco de dados na revisão (nenhuma), o código espera 0003: rode "
+    # The newest revision is the highest-numbered file in migrations/versions.
+    head = max(p.name[:4] for p in (PROJECT_ROOT / "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert lines[-2] == (f"✗ banco de dados na revisão (nenhuma), o código espera {head}: rode "
                          "`gd db upgrade` antes de iniciar o worker")
     assert lines[-1] == "✓ documentos no disco desta máquina (var/blobs): só para desenvolvimento"
 
