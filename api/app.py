@@ -21,6 +21,7 @@ and ONE ``app.include_router(...)`` line in ``include_routers`` below.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -56,6 +57,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(reports.router)
     app.include_router(routes_web.router)  # the analysts' web inbox under /ui (issue 18)
     app.include_router(routes_events.router)  # events: subscriptions, webhooks, feed (issue 19)
+    app.include_router(importlib.import_module("api.routes_portal").router)  # RT/customer portal under /portal (issue 22)
 
 
 def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | None = None) -> FastAPI:
