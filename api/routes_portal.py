@@ -565,7 +565,7 @@ async def validate_as_you_type(request: Request) -> Response:
 
 
 async def _start_access(portal: Portal, user: Principal, raw: dict[str, Any], workflow_id: str) -> tuple[dict | None, dict[str, str]]:
-    from temporalio.client import WorkflowAlreadyStartedError
+    from temporalio.exceptions import WorkflowAlreadyStartedError
     from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
     from temporalio.service import RPCError
 

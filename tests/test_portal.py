@@ -113,6 +113,15 @@ async def until_status(stack, rid: str, wanted: str, timeout: float = 20.0) -> d
             await asyncio.sleep(0.2)
 
 
+async def until_text(page, selector: str, wanted: str, timeout: float = 10.0) -> None:
+    """The live check's answer arrives after the typing pauses: poll what the person sees."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while wanted not in (shown := await page.locator(selector).inner_text()):
+        assert loop.time() < give_up, f"{selector}: {shown!r}"
+        await asyncio.sleep(0.2)
+
+
 def pdf_file(label: str, name: str) -> dict:
     return {"name": name, "mimeType": "application/pdf", "buffer": make_pdf(label)}
 
@@ -161,7 +170,7 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
 
     # 3. the set-password page from the e-mail's link: a weak password first
     await page.goto(link)
-    await page.get_by_label("Login", exact=True).fill(rt_key)
+    await page.get_by_label(re.compile(r"^Login( \*)?$")).fill(rt_key)
     await page.get_by_label("Nova senha").fill("curta")
     await page.get_by_label("Repita a senha").fill("curta")
     await page.get_by_role("button", name="Registrar a senha").click()
@@ -183,8 +192,8 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
         assert again.status_code == 422 and "já utilizado" in again.text
 
     # 4. login (council key + password)
-    await page.get_by_label("Login", exact=True).fill(rt_key)
-    await page.get_by_label("Senha", exact=True).fill(PASSWORD)
+    await page.get_by_label(re.compile(r"^Login( \*)?$")).fill(rt_key)
+    await page.get_by_label(re.compile(r"^Senha( \*)?$")).fill(PASSWORD)
     await page.get_by_role("button", name="Entrar").click()
     await page.wait_for_url(re.compile(r"/portal/servicos$"))
     await fits(page)
@@ -196,16 +205,14 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     await page.get_by_role("link", name="Nova solicitação").click()
     form = page.locator("form[data-validar]")
     await form.get_by_label("CPF ou CNPJ do cliente").fill("529.982.247-00")
-    await page.locator("#customer-document-erro").wait_for(state="visible")
-    assert "CPF" in await page.locator("#customer-document-erro").inner_text()
+    await until_text(page, "#customer-document-erro", "CPF")
     await form.get_by_label("CPF ou CNPJ do cliente").fill(CPF)
     await page.locator("#customer-document-erro").wait_for(state="hidden")
     await form.get_by_label("Nome do cliente (titular)").fill("Maria das Graças Portal")
     await form.get_by_label("E-mail do cliente").fill(CUSTOMER_EMAIL)
     await form.get_by_label("Número da instalação").fill("3001234567")
     await form.get_by_label("Potência instalada (kW)").fill("9000")
-    await page.locator("#generation-installed_power_kw-erro").wait_for(state="visible")
-    assert "não é GD" in await page.locator("#generation-installed_power_kw-erro").inner_text()
+    await until_text(page, "#generation-installed_power_kw-erro", "não é GD")
     await form.get_by_label("Potência instalada (kW)").fill("8,5")
     await page.locator("#generation-installed_power_kw-erro").wait_for(state="hidden")
     await fits(page)
@@ -213,7 +220,8 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     await form.get_by_label("Documento de identificação do cliente").set_input_files(
         files=[pdf_file("identidade do cliente", "identidade.pdf")])
     await form.get_by_role("button", name="Enviar a solicitação e receber NS e Protocolo").click()
-    await page.wait_for_url(re.compile(r"/portal/pedidos/p[0-9a-f]+$"))
+    await page.wait_for_load_state()
+    assert re.search(r"/portal/pedidos/p[0-9a-f]+$", page.url), await page.locator("main").inner_text()
     rid = page.url.rsplit("/", 1)[1]
     ns = (await page.locator("#ns").inner_text()).strip()
     protocol = (await page.locator("#protocolo").inner_text()).strip()
@@ -227,7 +235,7 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     apr = page.locator("form[action$='/acoes/register_apr']")
     assert await apr.get_by_label("NS (nota de serviço)").input_value() == ns
     for label in ("Projeto elétrico", "ART (CREA) ou RRT (CAU)", "Diagrama unifilar", "Memorial descritivo"):
-        await apr.get_by_label(label, exact=True).set_input_files(files=[pdf_file(f"{label} {rid}", "doc.pdf")])
+        await apr.get_by_label(re.compile(rf"^{re.escape(label)}( \*)?$")).set_input_files(files=[pdf_file(f"{label} {rid}", "doc.pdf")])
     await apr.get_by_role("button", name="Cadastrar no APR Web").click()
     await page.wait_for_url(re.compile(rf"/portal/pedidos/{rid}$"))
     assert "Em análise" in await page.locator(".situacao").inner_text()
@@ -296,14 +304,14 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     link = re.search(r"(http://\S+/portal/definir-senha\?token=\S+)", mail).group(1)
     await page.goto(link)
     await page.get_by_label("Cliente", exact=True).check()
-    await page.get_by_label("Login", exact=True).fill(CPF)
+    await page.get_by_label(re.compile(r"^Login( \*)?$")).fill(CPF)
     await page.get_by_label("Nova senha").fill(PASSWORD)
     await page.get_by_label("Repita a senha").fill(PASSWORD)
     await page.get_by_role("button", name="Registrar a senha").click()
     await page.wait_for_url(re.compile(r"/portal/entrar$"))
     await page.get_by_label("Cliente (login: CPF ou CNPJ)").check()
-    await page.get_by_label("Login", exact=True).fill("529.982.247-25")
-    await page.get_by_label("Senha", exact=True).fill(PASSWORD)
+    await page.get_by_label(re.compile(r"^Login( \*)?$")).fill("529.982.247-25")
+    await page.get_by_label(re.compile(r"^Senha( \*)?$")).fill(PASSWORD)
     await page.get_by_role("button", name="Entrar").click()
     await page.wait_for_url(re.compile(r"/portal/servicos$"))
     await page.get_by_role("link", name="Meus pedidos").first.click()

@@ -10,17 +10,18 @@
   }
   var form = document.querySelector("form[data-validar]");
   if (form) {
-    var touched = {}, timer = null;
+    var touched = {}, timer = null, sent = 0;
     var check = function () {
       var body = new FormData();
       Array.prototype.forEach.call(form.elements, function (el) {
         if (el.name && el.type !== "file") { body.append(el.name, el.value); }
       });
       body.append("tipo", form.getAttribute("data-tipo"));
+      var mine = ++sent;
       fetch(form.getAttribute("data-validar"), { method: "POST", body: body, credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (answer) {
-          if (!answer) { return; }
+          if (!answer || mine !== sent) { return; }  // a later check is on its way
           Object.keys(touched).forEach(function (id) { show(id, answer.erros[id] || ""); });
         }).catch(function () {});
     };
