@@ -844,7 +844,7 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
                 args["documents"].append(ref)
     elif update == Updates.ATTACH_CORRECTIONS:
         args["documents"] = []
-        for upload in form.getlist("corrigidos")[:10]:
+        for upload in form.getlist("documents")[:10]:
             ref, problem = await _upload(portal, workflow_id, upload, text(form, "tipo_corrigido") or "electrical_project",
                                          required=False)
             if problem:

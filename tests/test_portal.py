@@ -254,14 +254,15 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     body = await page.locator("main").inner_text()
     assert catalogue.catalogue()[code].text in body and "Falta a ART do inversor novo." in body
     await page.get_by_role("link", name="Reanálise em cinco passos").click()
-    assert await page.locator("#passo-2 fieldset").is_disabled()
+    assert await page.locator("#passo-2").get_by_role("button", name="Enviar").is_disabled()
     assert "Primeiro o APR Web" in await page.locator(".regra").inner_text()
     await fits(page)
     await shot(page, "portal-reanalysis-locked-360")
     step1 = page.locator("form[action$='/acoes/attach_corrections']")
     await step1.get_by_label("Documentos corrigidos").set_input_files(files=[pdf_file(f"ART corrigida {rid}", "art.pdf")])
     await step1.get_by_role("button", name="Anexar os documentos corrigidos").click()
-    await page.wait_for_url(re.compile(rf"/portal/pedidos/{rid}/reanalise$"))
+    await page.wait_for_load_state()
+    assert page.url.endswith(f"/portal/pedidos/{rid}/reanalise"), await page.locator("main").inner_text()
     assert "Feito" in await page.locator("#passo-1").inner_text()
     step2 = page.locator("form[action$='/acoes/request_reanalysis']")
     assert await step2.get_by_label("Passo 3 · NS reprovada").input_value() == ns
