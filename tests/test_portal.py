@@ -329,7 +329,15 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     assert "Vistoria solicitada" in await page.locator(".situacao").inner_text()
     assert "a distribuidora (vistoria)" in await page.locator("#quem-age").inner_text()
 
-    # 11. Cadastro de UC recebedora: percentages must sum to 100
+    # 11. the inspector connects the plant; then Cadastro de UC recebedora (sum of 100 %)
+    await until_status(stack, rid, "INSPECTION_REQUESTED")
+    async with stack.http() as http:
+        r = await http.post(f"/api/v1/requests/{rid}/actions/record_inspection", headers=stack.who.inspector(),
+                            json={"result": "approved", "findings": ["Padrão de entrada conforme"]})
+        assert r.status_code == 200, r.text
+    await until_status(stack, rid, "CONNECTED")
+    await page.reload()
+    assert "Conectada" in await page.locator(".situacao").inner_text()
     await page.get_by_role("link", name="Cadastro de UC recebedora").click()
     await page.get_by_label("Modalidade").select_option("remote")
     uc = page.locator("fieldset.uc").first
@@ -342,7 +350,8 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     uc = page.locator("fieldset.uc").first
     await uc.get_by_label("Percentual (%)").fill("100")
     await page.get_by_role("button", name="Cadastrar as UCs recebedoras").click()
-    await page.wait_for_url(re.compile(rf"/portal/pedidos/{rid}/ucs$"))
+    await page.wait_for_load_state()
+    assert await page.locator("#ucs-atuais").count() == 1, await page.locator("main").inner_text()
     assert "Em análise" in await page.locator("#ucs-atuais").inner_text()
     await fits(page)
     await shot(page, "portal-ucs-360")
