@@ -384,6 +384,29 @@ class RequestHolder(SQLModel, table=True):
     )
 
 
+class PortalAccount(SQLModel, table=True):
+    """A login of the self-service portal (``/portal``, issue 22): an RT (login = council
+    key, ``CREA-MG-123456``) or a customer (login = CPF/CNPJ digits). Only an argon2 hash
+    of the password is kept; ``failed_logins``/``locked_until`` are the lockout; a
+    password-setting link of the portal (first access, forgotten password) is kept as the
+    SHA-256 of its 32-byte token, single use, with its expiry."""
+
+    __tablename__ = "portal_account"
+    __table_args__ = (sa.UniqueConstraint("role", "login", name="uq_portal_account_login"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    role: str = Field(max_length=16)  # "technician" | "customer"
+    login: str = Field(max_length=64)
+    password_hash: Optional[str] = Field(default=None, max_length=256)
+    failed_logins: int = 0
+    locked_until: Optional[datetime] = _ts(nullable=True)
+    reset_token_hash: Optional[str] = Field(default=None, index=True, max_length=64)
+    reset_expires_at: Optional[datetime] = _ts(nullable=True)
+    last_login_at: Optional[datetime] = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     SchemaVersion,
     RequestRecord,
@@ -402,4 +425,5 @@ TABLES: tuple[type[SQLModel], ...] = (
     WebhookDelivery,
     Installation,
     RequestHolder,
+    PortalAccount,
 )
