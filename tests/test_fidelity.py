@@ -39,7 +39,7 @@ def fakes() -> FakeActivities:
 async def worker(client, task_queue, fakes):
     async with fake_worker(client, task_queue, fakes) as running:
         yield running
-        await terminate_started()
+        await terminate_started(client)
 
 
 @pytest.fixture

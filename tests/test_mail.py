@@ -267,8 +267,8 @@ async def test_parecer_sent_with_pdf_through_activity_environment(mail, sink, bl
     assert result.message_id == message_id_for(req.key)
     [message] = await sink.wait_for_async(1)
     assert set(sink.envelopes[0].rcpt_tos) == {CUSTOMER, "rt@example.com"}
-    assert sink.envelopes[0].mail_from == "agv@cemig.com.br"
-    assert message["From"] == "agv@cemig.com.br"
+    assert sink.envelopes[0].mail_from == "part_apr@cemig.com.br"  # an analysis answer: APR Web
+    assert message["From"] == "part_apr@cemig.com.br"
     assert message["To"] == CUSTOMER and message["Cc"] == "rt@example.com"
     assert message["Subject"] == "Parecer de acesso emitido — NS 1234567890"
     assert message["Message-ID"] == message_id_for(req.key)
