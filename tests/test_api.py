@@ -89,7 +89,8 @@ def request_body(request_id: str, commercial: dict, *, document: str = CPF, bene
         "kind": "request",
         "customer": {"name": "Maria das Graças Souza", "document": document,
                      "email": "maria.souza@example.com.br", "phone": "(31) 99876-5432"},
-        "installation_number": "3001234567",
+        # The customer base (domain/data/installations-demo.csv): each holder's own unit.
+        "installation_number": {CPF: "3001234567", OTHER_CPF: "3005550001"}.get(document),
         "technician": {"council": "CREA", "uf": "MG", "registration": "123456"},
         "generation": {"source": "solar", "installed_power_kw": 8.5, "voltage_kv": 0.22, "modality": "remote"},
         "documents": [commercial],

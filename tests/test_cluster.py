@@ -94,7 +94,7 @@ def test_worker_check_prints_the_commands_for_what_is_missing_and_they_fix_it(ba
     second = gd("worker", "--check", cwd=tmp_path, **env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"✓ atributos de busca ({len(CLI_TYPES)})" in second.stdout.splitlines()
-    assert "✓ banco de dados na revisão 0003 (a mais nova)" in second.stdout.splitlines()
+    assert f"✓ banco de dados na revisão {head} (a mais nova)" in second.stdout.splitlines()
 
 
 def test_worker_check_names_a_missing_namespace_and_an_unreachable_server(bare_server, tmp_path):
