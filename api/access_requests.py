@@ -41,6 +41,7 @@ from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
 from api.updates import run_update
 from domain import rules
+from listing import STORE_KINDS
 from models import ids
 from models.access import UPDATE_ARGS, AccessRequestInput, input_digest
 from models.common import ActorArgs
@@ -220,6 +221,12 @@ async def list_requests(
         raise invalid(error.problems, error.message) from None
     scope = hashlib.sha256(f"{query}|{role}|{principal.id}".encode()).hexdigest()[:16]
     token = decode_cursor(cursor, scope) if cursor else None
+    if role != "customer" and set(_kinds(kind)) <= set(STORE_KINDS):
+        # Requests and inquiries: from the store's read model, by due date (listing.py
+        # says how far behind the workflows it can be); a customer's own list needs the
+        # parties of each row, which visibility's path checks.
+        return await _list_from_store(gd, scope, token, limit, status=status, overdue=overdue,
+                                      due_within_days=due_within, technician=technician, kind=kind or None)
     it = gd.temporal().list_workflows(query, page_size=limit, next_page_token=token)
     try:
         await it.fetch_next_page(page_size=limit)
@@ -233,6 +240,32 @@ async def list_requests(
         items.append(row.model_dump(mode="json"))
     next_token = it.next_page_token
     return JSONResponse({"items": items, "next_cursor": encode_cursor(next_token, scope) if next_token else None})
+
+
+def _kinds(kind: str | None) -> list[str]:
+    return [k.strip() for k in (kind or "").split(",") if k.strip()] or list(STORE_KINDS)
+
+
+async def _list_from_store(gd: Gd, scope: str, token: bytes | None, limit: int, **filters: Any) -> Response:
+    from listing import store_select, summary_from_record
+
+    try:
+        offset = int(token.decode()) if token else 0
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise ApiProblem(422, "invalid_fields", "cursor: inválido ou de outra consulta (repita a listagem sem cursor)",
+                         [{"field": "cursor", "code": "cursor_invalid", "message": "inválido ou de outra consulta"}])
+    statement = store_select(**filters).limit(limit + 1).offset(offset)
+
+    def read() -> list[dict[str, Any]]:
+        with gd.store.connection(write=False) as conn:
+            return [summary_from_record(row).model_dump(mode="json") for row in conn.execute(statement).mappings()]
+
+    items = await run_in_threadpool(read)
+    more = len(items) > limit
+    next_cursor = encode_cursor(str(offset + limit).encode(), scope) if more else None
+    return JSONResponse({"items": items[:limit], "next_cursor": next_cursor})
 
 
 async def wait_intake(gd: Gd, workflow_id: str, done) -> dict[str, Any]:

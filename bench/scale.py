@@ -328,13 +328,14 @@ class Scale:
         began = time.perf_counter()
         busy0 = machine_busy_s()
         last = [began]
+        every = max(1, len(targets) // 10)
 
         async def lane() -> None:
             while not queue.empty():
                 index, target = queue.get_nowait()
                 await self.open_one(index, target, deps)
                 done = len(self.opened) + len(self.failures)
-                if done % 500 == 0 and time.perf_counter() - last[0] > 1:
+                if done % every == 0 and time.perf_counter() - last[0] > 1:
                     last[0] = time.perf_counter()
                     log(f"abertos {done}/{len(targets)} em {last[0] - began:.0f} s "
                         f"(carga {os.getloadavg()[0]:.1f})")
