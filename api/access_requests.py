@@ -93,6 +93,7 @@ async def create_request(request: Request) -> Response:
     except RPCError as error:
         raise gd.rpc_problem(error) from error
     status = await wait_intake(gd, workflow_id, lambda s: s.get("status") != "RECEIVED")
+    await _listed_soon(gd, workflow_id, status.get("status"))
     if status.get("input_digest") and status["input_digest"] != input_digest(parsed):
         raise _reused(parsed.request_id, workflow_id)
     return status_response(status, 201, location=f"{PREFIX}/requests/{parsed.request_id}")
@@ -240,6 +241,31 @@ async def list_requests(
         items.append(row.model_dump(mode="json"))
     next_token = it.next_page_token
     return JSONResponse({"items": items, "next_cursor": encode_cursor(next_token, scope) if next_token else None})
+
+
+async def _listed_soon(gd: Gd, workflow_id: str, status: str | None, wait_s: float = 2.0) -> None:
+    """Until the store's read model (what the lists read) has the request in ``status``,
+    at most ``wait_s``: whoever created it finds it in the list it reads next. Its
+    ``record_transition`` is the first effect after intake; a store that is down only
+    delays the answer by ``wait_s``."""
+    import sqlalchemy as sql
+
+    from activities.tables import RequestRecord
+
+    req = RequestRecord.__table__
+    statement = sql.select(req.c.status).where(req.c.workflow_id == workflow_id)
+
+    def read() -> str | None:
+        try:
+            with gd.store.connection(write=False) as conn:
+                return conn.execute(statement).scalar()
+        except Exception:  # noqa: BLE001 - the store is down: the answer does not wait for it
+            return status
+
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + wait_s
+    while await run_in_threadpool(read) != status and loop.time() < give_up:
+        await asyncio.sleep(0.05)
 
 
 def _kinds(kind: str | None) -> list[str]:
