@@ -22,7 +22,8 @@ process is the outside system.
      ``gd analyst queue --json`` subprocess is also timed, start-up included);
    * ``GET /api/v1/requests/{id}`` of random open requests, one analyst;
    * ``POST …/actions/pause_clock|resume_clock`` by 20 concurrent analysts, each on its
-     own UNDER_ANALYSIS requests;
+     own UNDER_ANALYSIS requests, each pausing ``--think`` seconds on average between two
+     decisions (``--think 0``: back to back, the machine's saturation);
    * ``gd report sla --from … --to …`` (subprocess, wall time);
    * worker RSS (``VmRSS``, ``VmHWM``) and its CPU while nobody calls (idle);
    * server database bytes per open process (``temporal.db`` + WAL), the store's too;
@@ -496,10 +497,15 @@ class Scale:
         errors: list[str] = []
         busy0, began = machine_busy_s(), time.perf_counter()
 
+        think = self.args.think
+        rng = random.Random(11)
+
         async def analyst(mine: list[str], http) -> None:
             if not mine:
                 return
             for n in range(rounds):
+                if think:  # a person reads the page between two decisions
+                    await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
                 rid = mine[(n // 2) % len(mine)]
                 # pause then resume on the same request (paused in odd rounds of each pair)
                 update = Updates.PAUSE_CLOCK if n % 2 == 0 else Updates.RESUME_CLOCK
@@ -513,7 +519,7 @@ class Scale:
         async with self.http() as http:
             await asyncio.gather(*(analyst(mine, http) for mine in per_analyst))
         elapsed = time.perf_counter() - began
-        self.report["action_post"] = {**ms_figures(times), "analysts": ANALYSTS, "errors": len(errors),
+        self.report["action_post"] = {**ms_figures(times), "analysts": ANALYSTS, "think_s": think, "errors": len(errors),
                                       "error_samples": errors[:3], "per_s": round(len(times) / elapsed, 1),
                                       "machine_cores_busy": round((machine_busy_s() - busy0) / elapsed, 2)}
         self.report["action_p95_ms"] = self.report["action_post"]["p95_ms"]
@@ -628,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open", type=int, default=10000, help="processos abertos a semear")
     parser.add_argument("--lanes", type=int, default=32, help="processos semeados (e consultas na retomada) ao mesmo tempo")
     parser.add_argument("--samples", type=int, default=40, help="amostras de cada visão da fila (×5 GETs; ÷2 ações por analista)")
+    parser.add_argument("--think", type=float, default=5.0,
+                        help="pausa média (s) de cada analista entre duas ações (0,5–1,5×; 0: sem pausa, a saturação)")
     parser.add_argument("--max-cached", type=int, default=None, help="max_cached_workflows do worker (padrão do SDK: 1000)")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--workdir", default=None)
