@@ -22,6 +22,7 @@ message:
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
@@ -425,18 +426,43 @@ class GdClient:
         limit: int = 200,
         on_row: Callable[[int], None] | None = None,
     ) -> list[RequestSummary]:
-        """What waits for an analyst: requests, inquiries, RT and beneficiary registrations."""
-        return await self.list_requests(
-            overdue=overdue,
-            due_within_days=due_within_days,
-            technician=technician,
-            generation_class=generation_class,
-            kind=KINDS,
-            limit=limit,
-            next_actor="analyst",
-            open_only=True,
-            on_row=on_row,
-        )
+        """What waits for an analyst: requests, inquiries, RT and beneficiary registrations.
+
+        Requests and inquiries come from the store's read model when this machine reaches
+        the store (one indexed statement, by due date; ``listing.py`` says how far behind
+        the workflows it can be), the registrations from visibility (few, always)."""
+        filters = dict(overdue=overdue, due_within_days=due_within_days, technician=technician,
+                       generation_class=generation_class, next_actor="analyst", open_only=True)
+        stored = await asyncio.to_thread(self._store_rows, limit, **filters)
+        if stored is None:
+            return await self.list_requests(kind=KINDS, limit=limit, on_row=on_row, **filters)
+        others = await self.list_requests(kind=("technician", "beneficiaries"), limit=limit, **filters)
+        rows = sort_by_due([*stored, *others])[: max(1, limit)]
+        if on_row is not None:
+            on_row(len(rows))
+        return rows
+
+    def _store_rows(self, limit: int, **filters: Any) -> list[RequestSummary] | None:
+        """Requests and inquiries from the store; None when it cannot be read from here."""
+        from listing import store_select, summary_from_record
+
+        statement = store_select(**filters).limit(max(1, limit))
+        url = self.settings.database_url
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            return None  # no store on this machine (and none created by asking)
+        try:
+            from activities.store import Store
+
+            store = Store(self.settings.database_url)
+        except Exception:  # noqa: BLE001 - no store here: visibility answers
+            return None
+        try:
+            with store.connection(write=False) as conn:
+                return [summary_from_record(row) for row in conn.execute(statement).mappings()]
+        except Exception:  # noqa: BLE001 - a store without the table (another host's), unreachable
+            return None
+        finally:
+            store.dispose()
 
     # updates: AccessRequest -----------------------------------------------------------
 

@@ -156,3 +156,98 @@ def sort_by_due(rows: Iterable[RequestSummary]) -> list[RequestSummary]:
             -((r.started_at or epoch) - epoch).total_seconds(),
         ),
     )
+
+
+# --- the store's read model ----------------------------------------------------------------
+# Requests and inquiries are also projected into the store (``RequestRecord``, written by
+# the ``record_transition`` activity after each step): a table the queue can filter and
+# sort by due date in one indexed SQL statement, where the dev server's visibility scans
+# its rows (and refuses ORDER BY). Source of truth: the workflow (its ``status`` query);
+# the store lags it by the time its effect queue takes to run ``record_transition``
+# (well under a second normally; during a store outage, until the store is back), and
+# visibility by the server's visibility write (milliseconds on the dev server).
+
+STORE_KINDS = ("request", "inquiry")
+
+
+def store_select(
+    *,
+    status: str | Iterable[str] | None = None,
+    overdue: bool = False,
+    due_within_days: int | None = None,
+    technician: str | None = None,
+    generation_class: str | None = None,
+    kind: str | Iterable[str] | None = None,
+    next_actor: str | None = None,
+    open_only: bool = False,
+    now: datetime | None = None,
+):
+    """The same filters as ``build_list_query`` over ``RequestRecord`` (values checked the
+    same way), ordered like ``sort_by_due``; ``GdRefused`` for a kind the store does not
+    hold (technician, beneficiaries: visibility lists those)."""
+    import sqlalchemy as sql
+
+    from activities.tables import RequestRecord
+    from domain.rules import ACCESS
+
+    now = now or datetime.now(timezone.utc)
+    kinds = _known_values(_listed(kind) or list(STORE_KINDS), KINDS, "tipo")
+    if set(kinds) - set(STORE_KINDS):
+        raise GdRefused(f"tipo: o registro local só tem {', '.join(STORE_KINDS)}")
+    req = RequestRecord.__table__
+    where = [req.c.kind.in_(kinds)]
+    statuses = [s.upper() for s in _listed(status)]
+    if statuses:
+        where.append(req.c.status.in_(_known_values(statuses, KNOWN_STATUSES, "status")))
+    if generation_class:
+        where.append(req.c.generation_class == _known_values([generation_class.lower()], CLASSES, "classe")[0])
+    if technician:
+        where.append(req.c.technician == _technician_key(technician).key)
+    if next_actor:
+        actor = _known_values([next_actor], ACTORS, "próximo a agir")[0]
+        where.append(req.c.status.in_([s for s in ACCESS.statuses if ACCESS.next_actor(s) == actor]))
+    if overdue or due_within_days is not None or open_only:
+        where.append(req.c.status.notin_(ACCESS.terminal()))
+    if overdue:
+        where.append(req.c.due_at < now)
+    if due_within_days is not None:
+        if due_within_days < 0:
+            raise GdRefused("--due-within deve ser um número de dias ≥ 0")
+        if not overdue:
+            where.append(req.c.due_at >= now)
+        where.append(req.c.due_at <= end_of_day(local_date(now) + timedelta(days=due_within_days)))
+    return (
+        sql.select(req).where(*where)
+        .order_by(req.c.due_at.is_(None), req.c.due_at, req.c.created_at.desc(), req.c.request_id)
+    )
+
+
+def summary_from_record(row) -> RequestSummary:
+    """A ``RequestRecord`` row (mapping) as the list shows it."""
+    from domain.rules import ACCESS
+    from models.names import Workflows
+
+    running = row["status"] not in ACCESS.terminal()
+    return RequestSummary(
+        workflow_id=row["workflow_id"],
+        workflow_type=Workflows.ACCESS_REQUEST,
+        request_id=row["request_id"],
+        kind=row["kind"],
+        status=row["status"],
+        generation_class=row["generation_class"],
+        service_note=row["service_note"],
+        protocol=row["protocol"],
+        technician=row["technician"],
+        next_actor=ACCESS.next_actor(row["status"]),
+        due_at=_utc(row["due_at"]),
+        sla_breached=(row["sla_breaches"] or 0) > 0,
+        running=running,
+        started_at=_utc(row["created_at"]),
+        closed_at=None if running else _utc(row["updated_at"]),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)

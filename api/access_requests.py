@@ -41,6 +41,7 @@ from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
 from api.updates import run_update
 from domain import rules
+from listing import STORE_KINDS
 from models import ids
 from models.access import UPDATE_ARGS, AccessRequestInput, input_digest
 from models.common import ActorArgs
@@ -92,6 +93,7 @@ async def create_request(request: Request) -> Response:
     except RPCError as error:
         raise gd.rpc_problem(error) from error
     status = await wait_intake(gd, workflow_id, lambda s: s.get("status") != "RECEIVED")
+    await _listed_soon(gd, workflow_id, status.get("status"))
     if status.get("input_digest") and status["input_digest"] != input_digest(parsed):
         raise _reused(parsed.request_id, workflow_id)
     return status_response(status, 201, location=f"{PREFIX}/requests/{parsed.request_id}")
@@ -111,11 +113,12 @@ def _reused(request_id: str, workflow_id: str) -> ApiProblem:
 async def readable_request(request: Request, principal: Principal, request_id: str) -> tuple[str, dict[str, Any], Facts]:
     gd = gd_of(request)
     workflow_id = ids.access_request_id(check_request_id(request_id))
-    status = await gd.query_status(workflow_id)
+    # Both at once: the parties (first page of the history, cached per workflow) need not
+    # wait for the query (bench.scale: one round trip less on a request's first read).
+    status, facts = await asyncio.gather(gd.query_status(workflow_id), gd.facts(workflow_id))
     missing = ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
     if status is None:
         raise missing
-    facts = await gd.facts(workflow_id)
     if not may_read(principal, facts):
         raise missing
     return workflow_id, status, facts
@@ -220,6 +223,12 @@ async def list_requests(
         raise invalid(error.problems, error.message) from None
     scope = hashlib.sha256(f"{query}|{role}|{principal.id}".encode()).hexdigest()[:16]
     token = decode_cursor(cursor, scope) if cursor else None
+    if role != "customer" and set(_kinds(kind)) <= set(STORE_KINDS):
+        # Requests and inquiries: from the store's read model, by due date (listing.py
+        # says how far behind the workflows it can be); a customer's own list needs the
+        # parties of each row, which visibility's path checks.
+        return await _list_from_store(gd, scope, token, limit, status=status, overdue=overdue,
+                                      due_within_days=due_within, technician=technician, kind=kind or None)
     it = gd.temporal().list_workflows(query, page_size=limit, next_page_token=token)
     try:
         await it.fetch_next_page(page_size=limit)
@@ -233,6 +242,57 @@ async def list_requests(
         items.append(row.model_dump(mode="json"))
     next_token = it.next_page_token
     return JSONResponse({"items": items, "next_cursor": encode_cursor(next_token, scope) if next_token else None})
+
+
+async def _listed_soon(gd: Gd, workflow_id: str, status: str | None, wait_s: float = 2.0) -> None:
+    """Until the store's read model (what the lists read) has the request in ``status``,
+    at most ``wait_s``: whoever created it finds it in the list it reads next. Its
+    ``record_transition`` is the first effect after intake; a store that is down only
+    delays the answer by ``wait_s``."""
+    import sqlalchemy as sql
+
+    from activities.tables import RequestRecord
+
+    req = RequestRecord.__table__
+    statement = sql.select(req.c.status).where(req.c.workflow_id == workflow_id)
+
+    def read() -> str | None:
+        try:
+            with gd.store.connection(write=False) as conn:
+                return conn.execute(statement).scalar()
+        except Exception:  # noqa: BLE001 - the store is down: the answer does not wait for it
+            return status
+
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + wait_s
+    while await run_in_threadpool(read) != status and loop.time() < give_up:
+        await asyncio.sleep(0.05)
+
+
+def _kinds(kind: str | None) -> list[str]:
+    return [k.strip() for k in (kind or "").split(",") if k.strip()] or list(STORE_KINDS)
+
+
+async def _list_from_store(gd: Gd, scope: str, token: bytes | None, limit: int, **filters: Any) -> Response:
+    from listing import store_select, summary_from_record
+
+    try:
+        offset = int(token.decode()) if token else 0
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise ApiProblem(422, "invalid_fields", "cursor: inválido ou de outra consulta (repita a listagem sem cursor)",
+                         [{"field": "cursor", "code": "cursor_invalid", "message": "inválido ou de outra consulta"}])
+    statement = store_select(**filters).limit(limit + 1).offset(offset)
+
+    def read() -> list[dict[str, Any]]:
+        with gd.store.connection(write=False) as conn:
+            return [summary_from_record(row).model_dump(mode="json") for row in conn.execute(statement).mappings()]
+
+    items = await run_in_threadpool(read)
+    more = len(items) > limit
+    next_cursor = encode_cursor(str(offset + limit).encode(), scope) if more else None
+    return JSONResponse({"items": items[:limit], "next_cursor": next_cursor})
 
 
 async def wait_intake(gd: Gd, workflow_id: str, done) -> dict[str, Any]:

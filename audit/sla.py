@@ -218,11 +218,9 @@ def _breach(window: Window, moment: datetime, still_open: bool = False) -> Breac
 
 def report(store, first_day: date, last_day: date) -> SlaReport:
     """Read the event log up to the end of the period and compute the report."""
-    from sqlmodel import select
+    import sqlalchemy as sa
 
     from activities.tables import EventRecord
-
-    import sqlalchemy as sa
 
     start, end = period(first_day, last_day)
     if not sa.inspect(store.engine).has_table(EventRecord.__tablename__):
@@ -230,14 +228,16 @@ def report(store, first_day: date, last_day: date) -> SlaReport:
             f"o banco {store.url.render_as_string(hide_password=True)} não tem o registro de "
             "eventos (event_record): aponte GD_DATABASE_URL para o banco do worker"
         )
-    with store.session(write=False) as session:
-        rows = list(
-            session.exec(
-                select(EventRecord)
-                .where(EventRecord.at < end)
-                .order_by(EventRecord.workflow_id, EventRecord.id)  # type: ignore[arg-type]
-            ).all()
-        )
+    # Core rows of the columns the windows need: no ORM instances, and the two JSON
+    # columns nobody reads here (reasons, documents) are not decoded (bench.scale: 1,684
+    # events took 1.1 s as ORM rows, most of it decoding JSON).
+    ev = EventRecord.__table__
+    with store.connection(write=False) as conn:
+        rows = conn.execute(
+            sa.select(ev.c.workflow_id, ev.c.process, ev.c.at, ev.c.action, ev.c.status, ev.c.data)
+            .where(ev.c.at < end)
+            .order_by(ev.c.workflow_id, ev.c.id)
+        ).all()
     windows = windows_from_events(rows)
     now = datetime.now(timezone.utc)
     return SlaReport(
