@@ -107,6 +107,14 @@ def to_dt(value: Any) -> datetime | None:
 
 
 def fmt_date(value: Any) -> str:
+    """dd/mm/aaaa; a calendar date (``2027-01-01``) as is, a moment in São Paulo time."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value).strftime("%d/%m/%Y")
+        except ValueError:
+            return "—"
     moment = to_dt(value)
     return moment.astimezone(TZ).strftime("%d/%m/%Y") if moment else "—"
 
@@ -254,6 +262,7 @@ class QueueRow:
     technician: str | None
     assignee: str | None
     due: Due
+    paused: bool = False
 
 
 @dataclass
@@ -280,13 +289,15 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
         conditions.append(req.c.generation_class == f.klass)
     if f.technician:
         conditions.append(req.c.technician == f.technician)
-    if f.overdue:
+    if f.overdue:  # a paused deadline is not running out (prazo suspenso)
         conditions.append(req.c.due_at < at)
+        conditions.append(req.c.clock_paused.is_(False))
     if f.due_within is not None:
         from domain.calendar import end_of_day
 
         last_day = default_calendar().add_business_days(local_date(at), f.due_within) if f.due_within else local_date(at)
         conditions.append(req.c.due_at <= end_of_day(last_day))
+        conditions.append(req.c.clock_paused.is_(False))
     if f.breached:
         conditions.append(req.c.sla_breaches > 0)
     with store.connection(write=False) as conn:
@@ -331,7 +342,7 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
             protocol=row["protocol"], generation_class=row["generation_class"], status=row["status"],
             next_actor=ACCESS.next_actor(row["status"]), due_at=due_at, breached=(row["sla_breaches"] or 0) > 0,
             technician=row["technician"], assignee=assignees.get(row["workflow_id"]),
-            due=due_text(due_at, at=at),
+            due=due_text(due_at, paused=bool(row["clock_paused"]), at=at), paused=bool(row["clock_paused"]),
         ))
     return Queue(rows=out, total=total, counts={s: counts.get(s, 0) for s in DISTRIBUTOR_TURN}, page=page, pages=pages)
 

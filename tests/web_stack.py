@@ -19,6 +19,8 @@ CHROMIUM = os.environ.get("GD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # pt-BR in the browser itself: Accept-Language, date fields shown as dd/mm/aaaa.
+    "--lang=pt-BR",
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
