@@ -303,12 +303,12 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
     with store.connection(write=False) as conn:
         if f.mine:
             # the latest assignment of each request (events in the order they were written)
-            latest: dict[str, str | None] = {}
-            for row in conn.execute(
-                sa.select(ev.c.workflow_id, ev.c.data).where(ev.c.action == "assigned").order_by(ev.c.id)
-            ):
-                latest[row.workflow_id] = _analyst_of(row.data)
-            conditions.append(req.c.workflow_id.in_([w for w, a in latest.items() if a == user_id] or [""]))
+            # names this user: one query, in the database (JSON field read by SQLite and PG)
+            latest = (sa.select(sa.func.max(ev.c.id).label("id")).where(ev.c.action == "assigned")
+                      .group_by(ev.c.workflow_id).subquery())
+            mine = (sa.select(ev.c.workflow_id).join(latest, ev.c.id == latest.c.id)
+                    .where(ev.c.data["analyst"].as_string() == user_id))
+            conditions.append(req.c.workflow_id.in_(mine))
         counts = {
             status: n for status, n in conn.execute(
                 sa.select(req.c.status, sa.func.count()).where(*conditions).group_by(req.c.status)

@@ -26,8 +26,9 @@ SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
 @asynccontextmanager
-async def web_stack(tmp: Path, env: dict[str, str]) -> AsyncIterator[api_stack.Stack]:
-    """``running_stack`` whose ``gd api`` process gets ``env`` on top of the usual."""
+async def web_stack(tmp: Path, env: dict[str, str], **stack_options: Any) -> AsyncIterator[api_stack.Stack]:
+    """``running_stack`` whose ``gd api`` process gets ``env`` on top of the usual
+    (``stack_options``: e.g. ``worker_process=True`` for the benchmark)."""
     original = api_stack.api_env
 
     def patched(*args: Any) -> dict[str, str]:
@@ -37,7 +38,7 @@ async def web_stack(tmp: Path, env: dict[str, str]) -> AsyncIterator[api_stack.S
 
     api_stack.api_env = patched
     try:
-        async with api_stack.running_stack(tmp) as stack:
+        async with api_stack.running_stack(tmp, **stack_options) as stack:
             api_stack.api_env = original
             yield stack
     finally:
