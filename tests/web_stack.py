@@ -19,7 +19,9 @@ CHROMIUM = os.environ.get("GD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    # pt-BR in the browser itself: Accept-Language, date fields shown as dd/mm/aaaa.
+    # pt-BR in the browser itself. On Linux Chromium takes its UI language (file pickers'
+    # "Escolher arquivo", date fields' dd/mm/aaaa) from LANGUAGE (see ``browser``) and the
+    # pt-BR.pak of Debian's chromium-l10n; --lang is what it reads elsewhere.
     "--lang=pt-BR",
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -61,7 +63,8 @@ def have_chromium() -> bool:
 
 
 async def browser(playwright: Any) -> Any:
-    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    env = {**os.environ, "LANGUAGE": "pt_BR", "LANG": "pt_BR.UTF-8"}
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
 
 
 async def axe_serious(page: Any) -> list[str]:
