@@ -51,7 +51,7 @@ _env.filters.update(
 )
 _env.globals.update(
     STATUS=views.STATUS_TEXT, ACTIONS=views.ACTION_TEXT, RULES=views.RULE_TEXT, ROLES=views.ROLES,
-    CLASSES=views.CLASSES, KINDS=views.KINDS, EVENTS=views.EVENT_TEXT,
+    CLASSES=views.CLASSES, KINDS=views.KINDS, EVENTS=views.EVENT_TEXT, EMAILS=views.EMAIL_TEXT,
 )
 
 

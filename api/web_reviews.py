@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import web_views as views
 from api.auth import Principal
-from api.deps import actor_of
+from api.deps import AUDITORS, actor_of
 from api.web_common import (
     csrf_refused,
     execute,
@@ -206,6 +206,7 @@ async def review_context(request: Request, kind: Kind, key: str, principal: Prin
         "reasons": [(c, known[c]) for c in catalogue.codes_for(kind.reason_use)],
         "version": str(status.get("sequence", "")),
         "due": views.due_text(status.get("due_at")) if status.get("due_at") else None,
+        "audit_link": f"/ui/auditoria/{workflow_id}" if principal.first_role(AUDITORS) else None,
     }
     if kind is RT:
         council, uf, registration = key.split("-", 2)

@@ -89,6 +89,23 @@ EVENT_TEXT = {
     "withdraw": "Desistência",
 }
 
+# The e-mails by template, as their subjects say them (templates/email/*.subject.j2).
+EMAIL_TEXT = {
+    "analysis_started": "Em análise", "apr_lapsed": "Reprovada por decurso de prazo (APR Web)",
+    "beneficiaries_received": "Cadastramento de UC recebedora recebido",
+    "beneficiaries_registered": "UC recebedora cadastrada", "beneficiaries_rejected": "Cadastramento de UC recebedora não aceito",
+    "cancelled": "Solicitação cancelada", "clock_paused": "Prazo suspenso", "clock_resumed": "Prazo retomado",
+    "connected": "Micro/minigeração conectada", "deadline_reminder": "Lembrete de prazo",
+    "inquiry_answered": "Resposta à consulta de acesso", "inquiry_received": "Consulta de acesso recebida",
+    "inspection_reproved": "Vistoria reprovada", "inspection_requested": "Vistoria solicitada",
+    "parecer_issued": "Parecer de acesso emitido", "reanalysis_started": "Reanálise iniciada",
+    "reproved": "Reprovada", "request_received": "Solicitação de acesso recebida",
+    "sla_escalation": "Prazo descumprido (supervisão)", "suspended": "Suspensa com pendências",
+    "technician_agv_credentials": "AGV: login e senha inicial", "technician_apr_approved": "APR Web: cadastro de RT aprovado",
+    "technician_apr_set_password": "APR Web: registre a sua senha", "technician_received": "Cadastro de RT recebido",
+    "technician_rejected": "Cadastro de RT não aprovado", "technician_credentials": "Credenciais do RT",
+}
+
 
 def now() -> datetime:
     return datetime.now(timezone.utc)

@@ -292,6 +292,7 @@ async def test_auditor_page_timeline_export_and_replay(stack, chromium):
     assert "DOC-ART-AUSENTE " + catalogue.catalogue()["DOC-ART-AUSENTE"].text in steps
     emails = await page.locator("#emails-t ~ div table").inner_text()
     assert "m***@example.com.br" in emails and "maria.souza@" not in emails
+    assert "Suspensa com pendências" in emails  # the template's subject, not its file name
     await no_serious_axe(page)
     await shot(page, "inbox-audit")
     async with page.expect_download() as got:
@@ -299,6 +300,16 @@ async def test_auditor_page_timeline_export_and_replay(stack, chromium):
     exported = json.loads(open(await (await got.value).path(), encoding="utf-8").read())
     assert exported["format"] == "gd-history-export/1" and exported["workflow_id"] == f"gd-request-{rid}"
     assert exported["workflow_type"] == "AccessRequest" and len(exported["runs"]) == 1
+    await context.close()
+
+    # an RT registration has its auditor's page too
+    context, page = await new_page(chromium)
+    await login(page, stack.base_url, "Alice (auditora)")
+    await page.goto(f"{stack.base_url}/ui/rts/CREA-MG-123456")
+    await page.get_by_role("link", name=re.compile("Auditoria")).click()
+    await page.wait_for_url(re.compile(r"/ui/auditoria/gd-technician-CREA-MG-123456$"))
+    assert (await page.locator("#veredito").inner_text()).startswith("Confere:")
+    assert "APR Web: cadastro de RT aprovado" in await page.locator("#emails-t ~ div table").inner_text()
     await context.close()
 
     # an analyst is not let in
