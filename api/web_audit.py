@@ -47,13 +47,16 @@ async def _export(request: Request, workflow_id: str) -> Any:
 
 
 def replayer_of(request: Request) -> Any:
-    """One Replayer per app (the worker's workflows and converter), built on first use."""
+    """One Replayer per app (the worker's workflows and converter), built on first use.
+    ``debug_mode=False``: activations on the SDK's thread pool with its 2 s deadlock
+    detection, as in a worker, so a history the code cannot advance fails the verdict
+    instead of holding the API's event loop."""
     web = web_of(request)
     found = getattr(web, "replayer", None)
     if found is None:
         from audit.replay import build_replayer
 
-        found = web.replayer = build_replayer()
+        found = web.replayer = build_replayer(debug_mode=False)
     return found
 
 

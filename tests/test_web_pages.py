@@ -262,6 +262,18 @@ async def test_supervisor_reads_the_sla_dashboard(stack, chromium):
     assert "Relatório de cumprimento de prazos (SLA)" in html
     await context.close()
 
+    # on a phone the page still reads (the chart and the tables scroll sideways in their
+    # own regions, the page does not), axe included
+    context, page = await new_page(chromium, 360, 740)
+    await login(page, stack.base_url, "Sônia (supervisora)")
+    await page.goto(f"{stack.base_url}/ui/prazos")
+    await shot(page, "inbox-dashboard-phone")
+    box = await page.get_by_role("img", name=re.compile("Prazos cumpridos por regra")).bounding_box()
+    assert box["width"] >= 600  # readable: scrolled, not shrunk
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await no_serious_axe(page)
+    await context.close()
+
     # an analyst sees what is due, not the figures per analyst
     context, page = await new_page(chromium)
     await login(page, stack.base_url, "Ana (analista)")
