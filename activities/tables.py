@@ -106,6 +106,8 @@ class RequestRecord(SQLModel, table=True):
     sla_breaches: int = 0
     technician: Optional[str] = Field(default=None, index=True, max_length=64)
     cycle: int = 0
+    # The deadline's clock is paused (pause_clock): the queue shows "prazo suspenso".
+    clock_paused: bool = Field(default=False, sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

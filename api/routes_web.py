@@ -13,37 +13,41 @@ says so (412) and shows the new state, and nothing is decided.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import re
 import secrets
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api import web_views as views
 from api.auth import AuthError, Principal
-from api.deps import actor_of
+from api.deps import AUDITORS, actor_of
+from api.web_common import (  # noqa: F401 - names kept importable from here
+    HTMX,
+    MAX_FORM_BYTES,
+    TEMPLATES,
+    UPDATE_TIMEOUT_S,
+    Web,
+    execute,
+    forbidden,
+    form_of,
+    go,
+    render,
+    session_of,
+    start_input,
+    user_or_login,
+    web_of,
+    with_cookie,
+)
 from api.web_session import (
-    COOKIE,
     LOGIN_TTL_S,
     PERSONAS,
     SESSION_TTL_S,
     WEB_ROLES,
-    OidcClient,
-    Session,
-    Signer,
-    WebSettings,
     csrf_ok,
     new_session,
     pkce_pair,
@@ -51,16 +55,10 @@ from api.web_session import (
 from domain import reasons as catalogue
 from models import ids
 from models.access import UPDATE_ARGS
-from models.common import REFUSAL_HTTP_STATUS, parse_or_problems
+from models.common import parse_or_problems
 from models.names import Updates
 
 log = logging.getLogger("gd.web")
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates" / "web"
-# htmx: the pinned npm package (package.json at the project root, `npm ci`), served here.
-HTMX = ROOT / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
-MAX_FORM_BYTES = 4 * 1024 * 1024
-UPDATE_TIMEOUT_S = 30.0
 # Form field each refused argument is shown beside.
 FIELD_OF = {
     "pendencies": "motivos", "reasons": "motivos", "parecer": "parecer", "analyst": "analyst",
@@ -69,93 +67,6 @@ FIELD_OF = {
 }
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
-_env.filters.update(
-    data=views.fmt_date, datahora=views.fmt_datetime, cpf=views.mask_document, email=views.mask_email,
-)
-_env.globals.update(
-    STATUS=views.STATUS_TEXT, ACTIONS=views.ACTION_TEXT, RULES=views.RULE_TEXT, ROLES=views.ROLES,
-    CLASSES=views.CLASSES, KINDS=views.KINDS, EVENTS=views.EVENT_TEXT,
-)
-
-
-class Web:
-    """Per app: settings, the session signer, the OIDC client, a cache of start inputs."""
-
-    def __init__(self, gd: Any):
-        self.gd = gd
-        self.settings = WebSettings()
-        self.signer = Signer(self.settings.session_key)
-        self.dev = gd.api.auth_mode == "dev"
-        self.oidc = None if self.dev else OidcClient(gd.api.issuer, self.settings)
-        self.inputs: dict[str, dict[str, Any]] = {}
-
-
-def web_of(request: Request) -> Web:
-    app = request.app
-    web = getattr(app.state, "web", None)
-    if web is None:
-        web = app.state.web = Web(app.state.gd)
-    return web
-
-
-def session_of(request: Request) -> Session:
-    cached = getattr(request.state, "web_session", None)
-    if cached is None:
-        cached = web_of(request).signer.load(request.cookies.get(COOKIE)) or new_session()
-        request.state.web_session = cached
-    return cached
-
-
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    session = session_of(request)
-    flash, session.flash = session.flash, None
-    html = _env.get_template(template).render(
-        session=session, user=session.principal, csrf=session.csrf, flash=flash,
-        htmx=HTMX.exists(), dev=web_of(request).dev, **context,
-    )
-    answer = HTMLResponse(html, status_code=status_code)
-    return with_cookie(request, answer)
-
-
-def with_cookie(request: Request, answer: Response) -> Response:
-    web = web_of(request)
-    answer.set_cookie(
-        COOKIE, web.signer.dump(session_of(request)), httponly=True, samesite="lax",
-        secure=web.settings.cookie_secure, path="/ui", max_age=SESSION_TTL_S,
-    )
-    answer.headers["Cache-Control"] = "no-store"
-    answer.headers["X-Frame-Options"] = "DENY"
-    answer.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self' " + (web.gd.api.issuer if not web.dev else "") + "; frame-ancestors 'none'"
-    )
-    return answer
-
-
-def go(request: Request, url: str) -> Response:
-    return with_cookie(request, RedirectResponse(url, status_code=303))
-
-
-def user_or_login(request: Request) -> Principal | Response:
-    principal = session_of(request).principal
-    if principal is None:
-        return go(request, "/ui/entrar")
-    return principal
-
-
-async def form_of(request: Request) -> Any:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
-        return None
-    return await request.form(max_files=2, max_fields=200, max_part_size=MAX_FORM_BYTES)
-
-
-def forbidden(request: Request, message: str, code: int = 403) -> HTMLResponse:
-    return render(request, "erro.html", status_code=code, title="Ação não permitida", message=message)
-
-
-# --- assets -----------------------------------------------------------------------------------
 
 
 @router.get("/static/app.css")
@@ -295,31 +206,6 @@ async def queue(request: Request) -> Response:
 # --- one request ------------------------------------------------------------------------------
 
 
-async def start_input(web: Web, workflow_id: str) -> dict[str, Any]:
-    """The request's start input (parties, generation): the first event of its run."""
-    cached = web.inputs.get(workflow_id)
-    if cached is not None:
-        return cached
-    from temporalio.api.common.v1 import WorkflowExecution
-    from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
-
-    client = web.gd.temporal()
-    history = await client.workflow_service.get_workflow_execution_history(
-        GetWorkflowExecutionHistoryRequest(
-            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id), maximum_page_size=1,
-        )
-    )
-    raw: Any = None
-    if history.history.events:
-        payloads = history.history.events[0].workflow_execution_started_event_attributes.input.payloads
-        if payloads:
-            raw = (await client.data_converter.decode([payloads[0]]))[0]
-    found = raw if isinstance(raw, dict) else {}
-    if len(web.inputs) > 5000:
-        web.inputs.clear()
-    web.inputs[workflow_id] = found
-    return found
-
 
 def _deadlines(status: dict[str, Any]) -> list[dict[str, Any]]:
     breaches = {(b.get("step"), str(views.to_dt(b.get("due_at")))) for b in status.get("sla_breaches") or []}
@@ -400,7 +286,19 @@ async def request_context(web: Web, request_id: str, principal: Principal) -> di
         "reprove_reasons": [(c, catalogue.catalogue()[c]) for c in catalogue.codes_for("reprove")],
         "version": str(status.get("sequence", "")),
         "is_supervisor": principal.first_role(("supervisor",)) is not None,
+        "is_auditor": principal.first_role(AUDITORS) is not None,
+        "withdraw_roles": _withdraw_roles(status),
     }
+
+
+def _withdraw_roles(status: dict[str, Any]) -> str:
+    """Who may withdraw in this status, from the status' ``actions`` (the rules table):
+    the customer and the RT, never the distributor, so the inbox offers no form for it."""
+    roles = next((a["roles"] for a in status.get("actions") or [] if a["update"] == Updates.WITHDRAW), ())
+    names = [views.ROLES.get(r, r) for r in roles]
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} e {names[-1]}"
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -460,7 +358,7 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
     if problems:
         errors = {FIELD_OF.get(f.split(".")[0], f): m for f, m in problems}
         return again(422, [(FIELD_OF.get(f.split(".")[0], f), m) for f, m in problems], errors)
-    refused = await _execute(web, workflow_id, update, args)
+    refused = await execute(web, workflow_id, update, args)
     if refused is not None:
         code, message = refused
         named = re.match(r"^([a-z_]+)(?:\.[\w.]+)?: (.+)$", message, re.S)
@@ -551,26 +449,6 @@ async def _upload(web: Web, workflow_id: str, upload: Any, kind: str, *, require
     return ref.model_dump(mode="json"), None
 
 
-async def _execute(web: Web, workflow_id: str, update: str, args: dict[str, Any]) -> tuple[int, str] | None:
-    """Send the update; None when accepted, else (HTTP status, the validator's message)."""
-    handle = web.gd.temporal().get_workflow_handle(workflow_id)
-    try:
-        await asyncio.wait_for(handle.execute_update(update, args, id=str(uuid.uuid4())), UPDATE_TIMEOUT_S)
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        if isinstance(cause, ApplicationError):
-            return REFUSAL_HTTP_STATUS.get(cause.type or "InputRefused", 422), cause.message
-        return 422, "ação recusada"
-    except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return 503, "O processamento não respondeu a tempo; confira a situação antes de tentar de novo."
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return 409, "A solicitação já foi encerrada; nenhuma ação é possível."
-        return 503, "O Temporal está indisponível; tente de novo em instantes."
-    return None
-
-
-# --- documents --------------------------------------------------------------------------------
 
 
 @router.get("/documentos/{sha256}")
@@ -592,3 +470,11 @@ async def document(request: Request, sha256: str) -> Response:
         "Content-Disposition": f'{disposition}; filename="{safe}"', "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, max-age=60",
     })
+
+
+# --- the other pages: registrations' reviews, the SLA dashboard, the auditor's page -------------
+
+from api import web_audit, web_dashboard, web_reviews  # noqa: E402 - they import nothing from here
+
+for _pages in (web_reviews, web_dashboard, web_audit):
+    router.include_router(_pages.router)

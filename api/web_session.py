@@ -54,6 +54,10 @@ class WebSettings(BaseSettings):
     oidc_client_secret: str | None = None
     # Where the browser reaches this app (for the redirect URI); default: the request's.
     public_url: str | None = None
+    # Where this app fetches the issuer's discovery document (the back channel, e.g.
+    # http://keycloak:8080/realms/gd/.well-known/openid-configuration inside compose);
+    # default: ``{GD_AUTH_ISSUER}/.well-known/openid-configuration``.
+    oidc_discovery_url: str | None = None
 
 
 @dataclass
@@ -145,7 +149,8 @@ class OidcClient:
 
         if self._discovery is None:
             async with httpx.AsyncClient(timeout=5.0) as http:
-                answer = await http.get(f"{self.issuer}/.well-known/openid-configuration")
+                url = self.web.oidc_discovery_url or f"{self.issuer}/.well-known/openid-configuration"
+                answer = await http.get(url)
                 answer.raise_for_status()
                 found = answer.json()
             for key in ("authorization_endpoint", "token_endpoint"):

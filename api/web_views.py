@@ -89,6 +89,23 @@ EVENT_TEXT = {
     "withdraw": "Desistência",
 }
 
+# The e-mails by template, as their subjects say them (templates/email/*.subject.j2).
+EMAIL_TEXT = {
+    "analysis_started": "Em análise", "apr_lapsed": "Reprovada por decurso de prazo (APR Web)",
+    "beneficiaries_received": "Cadastramento de UC recebedora recebido",
+    "beneficiaries_registered": "UC recebedora cadastrada", "beneficiaries_rejected": "Cadastramento de UC recebedora não aceito",
+    "cancelled": "Solicitação cancelada", "clock_paused": "Prazo suspenso", "clock_resumed": "Prazo retomado",
+    "connected": "Micro/minigeração conectada", "deadline_reminder": "Lembrete de prazo",
+    "inquiry_answered": "Resposta à consulta de acesso", "inquiry_received": "Consulta de acesso recebida",
+    "inspection_reproved": "Vistoria reprovada", "inspection_requested": "Vistoria solicitada",
+    "parecer_issued": "Parecer de acesso emitido", "reanalysis_started": "Reanálise iniciada",
+    "reproved": "Reprovada", "request_received": "Solicitação de acesso recebida",
+    "sla_escalation": "Prazo descumprido (supervisão)", "suspended": "Suspensa com pendências",
+    "technician_agv_credentials": "AGV: login e senha inicial", "technician_apr_approved": "APR Web: cadastro de RT aprovado",
+    "technician_apr_set_password": "APR Web: registre a sua senha", "technician_received": "Cadastro de RT recebido",
+    "technician_rejected": "Cadastro de RT não aprovado", "technician_credentials": "Credenciais do RT",
+}
+
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
@@ -107,6 +124,14 @@ def to_dt(value: Any) -> datetime | None:
 
 
 def fmt_date(value: Any) -> str:
+    """dd/mm/aaaa; a calendar date (``2027-01-01``) as is, a moment in São Paulo time."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value).strftime("%d/%m/%Y")
+        except ValueError:
+            return "—"
     moment = to_dt(value)
     return moment.astimezone(TZ).strftime("%d/%m/%Y") if moment else "—"
 
@@ -254,6 +279,7 @@ class QueueRow:
     technician: str | None
     assignee: str | None
     due: Due
+    paused: bool = False
 
 
 @dataclass
@@ -280,24 +306,26 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
         conditions.append(req.c.generation_class == f.klass)
     if f.technician:
         conditions.append(req.c.technician == f.technician)
-    if f.overdue:
+    if f.overdue:  # a paused deadline is not running out (prazo suspenso)
         conditions.append(req.c.due_at < at)
+        conditions.append(req.c.clock_paused.is_(False))
     if f.due_within is not None:
         from domain.calendar import end_of_day
 
         last_day = default_calendar().add_business_days(local_date(at), f.due_within) if f.due_within else local_date(at)
         conditions.append(req.c.due_at <= end_of_day(last_day))
+        conditions.append(req.c.clock_paused.is_(False))
     if f.breached:
         conditions.append(req.c.sla_breaches > 0)
     with store.connection(write=False) as conn:
         if f.mine:
             # the latest assignment of each request (events in the order they were written)
-            latest: dict[str, str | None] = {}
-            for row in conn.execute(
-                sa.select(ev.c.workflow_id, ev.c.data).where(ev.c.action == "assigned").order_by(ev.c.id)
-            ):
-                latest[row.workflow_id] = _analyst_of(row.data)
-            conditions.append(req.c.workflow_id.in_([w for w, a in latest.items() if a == user_id] or [""]))
+            # names this user: one query, in the database (JSON field read by SQLite and PG)
+            latest = (sa.select(sa.func.max(ev.c.id).label("id")).where(ev.c.action == "assigned")
+                      .group_by(ev.c.workflow_id).subquery())
+            mine = (sa.select(ev.c.workflow_id).join(latest, ev.c.id == latest.c.id)
+                    .where(ev.c.data["analyst"].as_string() == user_id))
+            conditions.append(req.c.workflow_id.in_(mine))
         counts = {
             status: n for status, n in conn.execute(
                 sa.select(req.c.status, sa.func.count()).where(*conditions).group_by(req.c.status)
@@ -331,7 +359,7 @@ def load_queue(store: Any, f: QueueFilters, user_id: str, at: datetime | None = 
             protocol=row["protocol"], generation_class=row["generation_class"], status=row["status"],
             next_actor=ACCESS.next_actor(row["status"]), due_at=due_at, breached=(row["sla_breaches"] or 0) > 0,
             technician=row["technician"], assignee=assignees.get(row["workflow_id"]),
-            due=due_text(due_at, at=at),
+            due=due_text(due_at, paused=bool(row["clock_paused"]), at=at), paused=bool(row["clock_paused"]),
         ))
     return Queue(rows=out, total=total, counts={s: counts.get(s, 0) for s in DISTRIBUTOR_TURN}, page=page, pages=pages)
 

@@ -12,3 +12,5 @@ echo "TEMPORAL_DB_PASSWORD=$(secret)"
 echo "MAILPIT_SMTP_PASSWORD=$(secret)"
 echo "KEYCLOAK_ADMIN_PASSWORD=$(secret)"
 echo "GRAFANA_ADMIN_PASSWORD=$(secret)"
+# The web inbox's session cookie key, shared by every API instance.
+echo "GD_WEB_SESSION_KEY=$(rand 32)"

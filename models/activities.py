@@ -51,6 +51,8 @@ class RequestRow(Model):
     sla_breaches: int = 0
     technician: str | None = None
     cycle: int = 0
+    # The deadline's clock is paused (REN art. 64 pause): "prazo suspenso" in the inbox.
+    clock_paused: bool = False
     created_at: datetime
     updated_at: datetime
 

@@ -85,6 +85,7 @@ def handler_for(provider: Provider):
             url = urlparse(self.path)
             if url.path == "/.well-known/openid-configuration":
                 base = provider.url
+                provider.note({"event": "discovery", "via": parse_qs(url.query).get("via", [None])[0]})
                 return self._json(200, {
                     "issuer": base, "authorization_endpoint": f"{base}/authorize",
                     "token_endpoint": f"{base}/token", "jwks_uri": f"{base}/jwks",

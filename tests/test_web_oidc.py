@@ -30,7 +30,9 @@ async def oidc(tmp_path_factory):
             time.sleep(0.1)
         url = ready.read_text()
         env = {"GD_AUTH_MODE": "oidc", "GD_AUTH_ISSUER": url, "GD_AUTH_JWKS_URL": f"{url}/jwks",
-               "GD_WEB_OIDC_CLIENT_ID": "gd-inbox"}
+               "GD_WEB_OIDC_CLIENT_ID": "gd-inbox",
+               # the back channel's own address of the discovery document (compose: keycloak:8080)
+               "GD_WEB_OIDC_DISCOVERY_URL": f"{url}/.well-known/openid-configuration?via=canal-interno"}
         async with web_stack(tmp, env) as stack:
             stack.provider_log = log
             yield stack
@@ -70,6 +72,8 @@ async def test_login_with_authorization_code_and_pkce_then_logout(oidc, chromium
     await page.get_by_role("button", name="Autorizar").click()
     await page.wait_for_url(re.compile(r"/ui/caixa$"))
     assert "ana.analista" in await page.locator(".quem").inner_text()
+    # the discovery document was read at GD_WEB_OIDC_DISCOVERY_URL, not derived from the issuer
+    assert {e.get("via") for e in provider_events(oidc) if e["event"] == "discovery"} == {"canal-interno"}
     asked = [e for e in provider_events(oidc) if e["event"] == "authorize"][-1]
     assert asked["code_challenge_method"] == "S256" and asked["has_challenge"] and asked["has_state"]
     assert asked["redirect_uri"] == f"{oidc.base_url}/ui/oidc/retorno"

@@ -19,13 +19,18 @@ CHROMIUM = os.environ.get("GD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # pt-BR in the browser itself. On Linux Chromium takes its UI language (file pickers'
+    # "Escolher arquivo", date fields' dd/mm/aaaa) from LANGUAGE (see ``browser``) and the
+    # pt-BR.pak of Debian's chromium-l10n; --lang is what it reads elsewhere.
+    "--lang=pt-BR",
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
 @asynccontextmanager
-async def web_stack(tmp: Path, env: dict[str, str]) -> AsyncIterator[api_stack.Stack]:
-    """``running_stack`` whose ``gd api`` process gets ``env`` on top of the usual."""
+async def web_stack(tmp: Path, env: dict[str, str], **stack_options: Any) -> AsyncIterator[api_stack.Stack]:
+    """``running_stack`` whose ``gd api`` process gets ``env`` on top of the usual
+    (``stack_options``: e.g. ``worker_process=True`` for the benchmark)."""
     original = api_stack.api_env
 
     def patched(*args: Any) -> dict[str, str]:
@@ -35,7 +40,7 @@ async def web_stack(tmp: Path, env: dict[str, str]) -> AsyncIterator[api_stack.S
 
     api_stack.api_env = patched
     try:
-        async with api_stack.running_stack(tmp) as stack:
+        async with api_stack.running_stack(tmp, **stack_options) as stack:
             api_stack.api_env = original
             yield stack
     finally:
@@ -58,7 +63,8 @@ def have_chromium() -> bool:
 
 
 async def browser(playwright: Any) -> Any:
-    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    env = {**os.environ, "LANGUAGE": "pt_BR", "LANG": "pt_BR.UTF-8"}
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
 
 
 async def axe_serious(page: Any) -> list[str]:

@@ -56,6 +56,7 @@ def transition(state: AccessState, action: str, *, actor=None, reasons=None, doc
             sla_breaches=len(state.sla_breaches),
             technician=technician_key(state),
             cycle=state.cycle,
+            clock_paused=bool(deadline and deadline.paused_at is not None),
             created_at=state.created_at,
             updated_at=state.updated_at,
         ),
