@@ -31,10 +31,11 @@ $(WEB_ASSETS): package.json package-lock.json
 	else echo "aviso: npm ausente; a caixa de entrada funciona sem htmx"; fi
 
 # Browser tests drive Debian's Chromium (Playwright with executable_path; no browser download).
+# chromium-l10n: Chromium's own controls ("Escolher arquivo", dd/mm/aaaa) in pt-BR.
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
-		else echo "aviso: instale o chromium (apt-get install -y chromium) para os testes do navegador"; fi; \
+	@if [ ! -x /usr/bin/chromium ] || ! dpkg -s chromium-l10n >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium chromium-l10n; \
+		else echo "aviso: instale o chromium (apt-get install -y chromium chromium-l10n) para os testes do navegador"; fi; \
 	fi
 
 $(BIN)/python:
