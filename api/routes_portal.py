@@ -35,7 +35,8 @@ from api import portal_data as data
 from api import web_views as views
 from api.auth import Principal
 from api.deps import actor_of, intake
-from api.routes_web import _decisions, _emails, _execute, _upload, start_input
+from api.routes_web import _decisions, _emails, _upload
+from api.web_common import execute, start_input
 from api.web_session import Session, Signer, WebSettings, csrf_ok, new_session
 from domain.rules import ACCESS
 from models import ids
@@ -876,7 +877,7 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
     errors = field_problems([p for p in problems if not p.field.startswith("actor")], set(ACTION_LABELS))
     if errors:
         return await again(422, errors)
-    refused = await _execute(portal, workflow_id, update, args)
+    refused = await execute(portal, workflow_id, update, args)
     if refused is not None:
         code, message = refused
         named = _NAMED.match(message)
