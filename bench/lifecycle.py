@@ -628,7 +628,10 @@ class Bench:
         from bench.floor import merge_plans, plan_from_history
         from models.ids import access_request_id, technician_id
 
+        from activities.installations import load_demo
+
         deps = gd_worker.build_dependencies(self.settings)
+        load_demo(deps.store)  # the customer base the requests name (GD_INSTALLATIONS_CHECK)
         for kind in DOC_KINDS:
             ref = upload(deps.store, deps.blobs, pdf(kind), kind=kind, filename=f"{kind}.pdf")
             self.docs[kind] = ref.model_dump(mode="json")

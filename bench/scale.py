@@ -262,8 +262,11 @@ class Scale:
         from activities.blobs import upload
         from models.ids import technician_id
 
+        from activities.installations import load_demo
+
         deps = gd_worker.build_dependencies(self.settings)
         try:
+            load_demo(deps.store)  # the customer base the requests name (GD_INSTALLATIONS_CHECK)
             for kind in DOC_KINDS:
                 ref = upload(deps.store, deps.blobs, pdf(kind), kind=kind, filename=f"{kind}.pdf")
                 self.docs[kind] = ref.model_dump(mode="json")
