@@ -16,6 +16,7 @@ from cli.formatting import access_panel, beneficiaries_panel, technician_panel
 from models.access import AccessStatus
 from models.beneficiaries import BeneficiaryDecision, BeneficiaryStatus
 from models.common import Actor, Decision, Problem, Reason
+from models.settings import get_settings
 from models.technician import TechnicianStatus
 
 NOW = datetime(2026, 4, 24, 15, tzinfo=timezone.utc)
@@ -77,10 +78,14 @@ def test_gd_report_sla_at_80_columns_keeps_every_label_on_one_line(tmp_path: Pat
     store = Store(url)
     store.create_schema()
     store.dispose()
-    result = CliRunner().invoke(
-        starter_cli.app, ["report", "sla", "--from", "2026-03-01", "--to", "2026-03-31"],
-        env={"GD_DATABASE_URL": url, "COLUMNS": "80"},
-    )  # fmt: skip
+    get_settings.cache_clear()  # the settings are cached per process: read this env
+    try:
+        result = CliRunner().invoke(
+            starter_cli.app, ["report", "sla", "--from", "2026-03-01", "--to", "2026-03-31"],
+            env={"GD_DATABASE_URL": url, "COLUMNS": "80"},
+        )  # fmt: skip
+    finally:
+        get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "Cumprimento de prazos — 01/03/2026 a 31/03/2026 (0 processos)" in result.stdout
     _assert_readable(result.stdout, SLA_LABELS, 80)
