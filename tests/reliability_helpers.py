@@ -882,9 +882,13 @@ def audit(stack: ChaosStack, techs: list[TechnicianRun], lifecycles: list[Lifecy
     if stack.sequence("service_note") != len(issued):
         result.problems.append(
             f"NS sequence at {stack.sequence('service_note')} for {len(issued)} issued numbers")
-    protocols = sum(stack.sequence(f"protocol-{y}") for y in {r.protocol[:4] for r in issued})
-    if protocols != len(issued) or len({r.protocol for r in issued}) != len(issued):
-        result.problems.append(f"protocol sequences at {protocols} for {len(issued)} issued numbers")
+    # A reanalysis keeps its request's Protocolo and spends no Protocolo number (its row
+    # holds "<Protocolo>-<n>", the column being unique): only first issues count.
+    first_issues = [r for r in issued if "-" not in r.protocol]
+    protocols = sum(stack.sequence(f"protocol-{y}") for y in {r.protocol[:4] for r in first_issues})
+    if protocols != len(first_issues) or len({r.protocol for r in issued}) != len(issued):
+        result.problems.append(
+            f"protocol sequences at {protocols} for {len(first_issues)} first issues")
 
     for lc in lifecycles:
         st = lc.result
