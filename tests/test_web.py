@@ -91,6 +91,21 @@ async def until_queue(page, url: str, check, timeout: float = 15.0) -> list[str]
         await asyncio.sleep(0.3)
 
 
+async def until_row_reads(page, url: str, ns: str, cell: str, text: str, timeout: float = 15.0) -> None:
+    """Reload the queue until the row of ``ns`` shows ``text`` in its ``cell``: the
+    store's read model follows the workflow's own answer (the detail page) by ms."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while True:
+        await page.goto(url)
+        row = page.locator("table.fila tbody tr", has_text=ns)
+        seen = await row.locator(cell).all_inner_texts()
+        if any(text in s for s in seen):
+            return
+        assert loop.time() < give_up, (ns, seen)
+        await asyncio.sleep(0.3)
+
+
 async def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

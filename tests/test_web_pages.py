@@ -22,7 +22,7 @@ import pytest_asyncio
 from domain import reasons as catalogue
 from domain.calendar import TZ
 from tests.test_api import CPF, Who, act, approved_rt, doc, settled
-from tests.test_web import login, no_serious_axe, queue_rows, shot, under_analysis, until_queue
+from tests.test_web import login, no_serious_axe, queue_rows, shot, under_analysis, until_row_reads
 from tests.web_stack import DevTokens, browser, have_chromium, web_stack
 
 
@@ -200,10 +200,7 @@ async def test_paused_clock_reads_prazo_suspenso_in_the_queue_and_withdraw_is_no
     await page.wait_for_url(re.compile(rf"/ui/solicitacoes/{st['request_id']}$"))
     assert "prazo suspenso" in await page.locator(".situacao").inner_text()
     ns = st["service_note"]
-    await until_queue(page, f"{stack.base_url}/ui/caixa", lambda r: ns in r)
-    row = page.locator("table.fila tbody tr", has_text=ns)
-    await page.wait_for_timeout(0)
-    assert "prazo suspenso" in await row.locator("td.prazo").inner_text()
+    await until_row_reads(page, f"{stack.base_url}/ui/caixa", ns, "td.prazo", "prazo suspenso")
     # a paused deadline is not "due within" anything
     await page.goto(f"{stack.base_url}/ui/caixa?vence_em=30")
     assert ns not in await queue_rows(page)
