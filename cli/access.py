@@ -7,11 +7,12 @@ Each command is thin: it reads its flags, `gd_client.GdClient` does the work, an
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_type_hints
 
 import typer
 from rich.panel import Panel
@@ -283,34 +284,28 @@ def request_new(
     )  # fmt: skip
 
 
-@inquiry_app.command("new")
-def inquiry_new(
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help=_FILE_HELP),
-    request_id: Optional[str] = typer.Option(None, "--request-id", help="Chave de idempotência (gerada se omitida)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Nome do cliente."),
-    document: Optional[str] = typer.Option(None, "--document", help="CPF ou CNPJ do cliente."),
-    email: Optional[str] = typer.Option(None, "--email", help="E-mail do cliente."),
-    phone: Optional[str] = typer.Option(None, "--phone", help="Telefone do cliente."),
-    customer_number: Optional[str] = typer.Option(None, "--customer-number", help="Número de cliente."),
-    source: Optional[str] = typer.Option(None, "--source", help="Fonte (padrão solar)."),
-    power_kw: Optional[float] = typer.Option(None, "--power", help="Potência instalada em kW."),
-    storage_kwh: Optional[float] = typer.Option(None, "--storage", help="Armazenamento em kWh."),
-    voltage_kv: Optional[float] = typer.Option(None, "--voltage", help="Tensão de conexão em kV."),
-    modality: Optional[str] = typer.Option(None, "--modality", help="local, remote, shared ou multi_unit (padrão local)."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Política de prazos: seed ou ren1000-2023."),
-    integrator_name: Optional[str] = typer.Option(None, "--integrator-name", help="Nome do integrador."),
-    integrator_document: Optional[str] = typer.Option(None, "--integrator-document", help="CPF/CNPJ do integrador."),
-    docs: Optional[list[str]] = docs_opt(),
-    json_out: bool = json_opt(),
-) -> None:
+# The inquiry takes the request's options but those of a plant being connected (the
+# installation, the RT and the UCs recebedoras): one declaration serves both commands.
+_REQUEST_ONLY = ("installation", "technician", "beneficiaries")
+
+
+def inquiry_new(json_out: bool = False, **flags: Any) -> None:
     """Faz uma consulta de acesso: resposta da distribuidora em até 30 dias."""
-    _new_access(
-        "inquiry", json_out, file=file, request_id=request_id, name=name, document=document,
-        email=email, phone=phone, customer_number=customer_number, installation=None,
-        technician=None, source=source, power_kw=power_kw, storage_kwh=storage_kwh,
-        voltage_kv=voltage_kv, modality=modality, policy=policy, integrator_name=integrator_name,
-        integrator_document=integrator_document, beneficiaries=None, docs=docs,
-    )  # fmt: skip
+    _new_access("inquiry", json_out, **dict.fromkeys(_REQUEST_ONLY), **flags)
+
+
+def _options_of(command: Callable[..., Any], without: tuple[str, ...]) -> inspect.Signature:
+    """``command``'s typer options less ``without``, with resolved annotations (typer
+    reads the signature; the module's annotations are strings)."""
+    hints = get_type_hints(command)
+    return inspect.Signature([
+        p.replace(annotation=hints[name])
+        for name, p in inspect.signature(command).parameters.items() if name not in without
+    ])
+
+
+inquiry_new.__signature__ = _options_of(request_new, _REQUEST_ONLY)  # type: ignore[attr-defined]
+inquiry_app.command("new")(inquiry_new)
 
 
 @request_app.command("status")

@@ -177,6 +177,15 @@ async def test_a_request_through_every_role_to_connection(stack: Stack):
     closed = await gd(stack, "request", "withdraw", request_id, "--reason", "tarde demais", "--as", "maria", expect=2)
     assert closed.err == f"gd-request-{request_id}: processo já encerrado (CONNECTED); nenhuma ação é possível\n"
 
+    # An inquiry takes the request's options but the plant's (no installation, RT, UCs).
+    inquiry_id = f"e2e-q-{uuid.uuid4().hex[:8]}"
+    asked = (await gd(stack, "inquiry", "new", "--request-id", inquiry_id, "--name", "Maria Souza",
+                      "--document", "529.982.247-25", "--email", "maria@example.com.br", "--power", "75",
+                      "--doc", f"commercial_id={ref['sha256']}", "--json")).json()  # fmt: skip
+    assert (asked["kind"], asked["status"], asked["next_actor"]) == ("inquiry", "AWAITING_ANSWER", "analyst")
+    no_rt = await gd(stack, "inquiry", "new", "--technician", key, expect=2)
+    assert no_rt.err == "uso incorreto: opção desconhecida: --technician (veja `gd inquiry new --help`)\n"
+
 
 @pytest.mark.timeout(300)
 async def test_demo_runs_end_to_end(stack: Stack):
