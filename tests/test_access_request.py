@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus
 
 from models.access import AccessStatus
+from tests.access_fixtures import fakes, refused, worker  # noqa: F401 (fixtures)
 from tests.access_helpers import (
     quiet,
     terminate_started,
@@ -21,7 +22,6 @@ from tests.access_helpers import (
     SAO_PAULO,
     INSPECTOR,
     TECH,
-    FakeActivities,
     describe_raw,
     doc,
     due_in_business_days,
@@ -30,7 +30,6 @@ from tests.access_helpers import (
     business_day,
     local_day,
     fake_worker,
-    history_facts,
     inquiry_input,
     parecer_doc,
     register_apr,
@@ -45,33 +44,6 @@ from tests.access_helpers import (
 )
 from tests.servers import SERVER_STARTUP
 
-
-
-@pytest.fixture
-def fakes() -> FakeActivities:
-    return FakeActivities()
-
-
-@pytest.fixture
-async def worker(client, task_queue, fakes):
-    async with fake_worker(client, task_queue, fakes) as running:
-        yield running
-        await terminate_started(client)
-
-
-@pytest.fixture
-def refused(time_skipping):
-    async def run(handle, name: str, args: dict) -> str:
-        """Run an update that must be refused; return its message; history must not grow."""
-        await quiet(handle)
-        before = await history_facts(handle, exact=not time_skipping)
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
-            await update(handle, name, args)
-        after = await history_facts(handle, exact=not time_skipping)
-        assert after == before, f"{name} refusal wrote history"
-        return str(caught.value.cause)
-
-    return run
 
 
 @pytest.fixture

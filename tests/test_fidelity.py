@@ -9,52 +9,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
 
+from tests.access_fixtures import fakes, refused, worker  # noqa: F401 (fixtures)
 from tests.access_helpers import (
     APR_KINDS,
     CUSTOMER,
     TECH,
-    FakeActivities,
     doc,
-    fake_worker,
-    history_facts,
     quiet,
     register_apr,
     request_input,
     settle,
     start,
     status,
-    terminate_started,
     update,
 )
-
-
-@pytest.fixture
-def fakes() -> FakeActivities:
-    return FakeActivities()
-
-
-@pytest.fixture
-async def worker(client, task_queue, fakes):
-    async with fake_worker(client, task_queue, fakes) as running:
-        yield running
-        await terminate_started(client)
-
-
-@pytest.fixture
-def refused(time_skipping):
-    async def run(handle, name: str, args: dict) -> WorkflowUpdateFailedError:
-        """Run an update that must be refused; history must not grow."""
-        await quiet(handle)
-        before = await history_facts(handle, exact=not time_skipping)
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
-            await update(handle, name, args)
-        after = await history_facts(handle, exact=not time_skipping)
-        assert after == before, f"{name} refusal wrote history"
-        return caught.value
-
-    return run
 
 
 # --- item 1: a lapsed NS needs the technical documents too ------------------------------
@@ -72,15 +41,14 @@ async def test_lapsed_ns_registration_requires_the_technical_documents(
     await env.sleep(timedelta(hours=24, minutes=1))
     st = await settle(handle, lambda s: s.status == "LAPSED")
     base = {"actor": TECH, "service_note": st.service_note, "protocol": st.protocol}
-    error = await refused(handle, "register_apr", {**base, "documents": []})
-    message = error.cause.message
+    message = await refused(handle, "register_apr", {**base, "documents": []})
     assert message.startswith("documents: para cadastrar a NS reprovada por decurso de prazo")
     for kind in APR_KINDS:
         assert kind in message
     # Three of four is still incomplete: the diagrama unifilar is missing.
     partial = [doc(k) for k in APR_KINDS if k != "single_line_diagram"]
-    error = await refused(handle, "register_apr", {**base, "documents": partial})
-    assert error.cause.message.endswith("obrigatórios: single_line_diagram")
+    message = await refused(handle, "register_apr", {**base, "documents": partial})
+    assert message.endswith("obrigatórios: single_line_diagram")
     # Complete: accepted, the NS is registered, the reanalysis can follow.
     st = await register_apr(handle, st)
     assert st.status == "LAPSED"
@@ -140,8 +108,8 @@ async def test_reanalysis_accepts_both_motives_of_the_seed(client, worker, task_
                                           "reasons": [{"code": "DOC-ART-AUSENTE"}]})
     st = await update(handle, "attach_corrections", {"actor": TECH, "documents": [doc("correction")]})
     wrong = {"actor": CUSTOMER, "reproved_service_note": st.service_note, "motive": "Outro motivo"}
-    error = await refused(handle, "request_reanalysis", wrong)
-    assert error.cause.message == (
+    message = await refused(handle, "request_reanalysis", wrong)
+    assert message == (
         'motive: o motivo da solicitação deve ser "Reanálise do projeto/processo elétrico" '
         'ou "Reanálise de carga na rede"')
     st = await update(handle, "request_reanalysis", {**wrong, "motive": "Reanálise de carga na rede"})
