@@ -157,16 +157,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
+        # A server span per request (observability.server_span): the Temporal client's
+        # spans (StartWorkflow, StartWorkflowUpdate…) and the worker's become its children.
+        import observability
+
         started = time.perf_counter()
         status = 500
-        try:
-            answer = await call_next(request)
-            status = answer.status_code
-            return answer
-        finally:
-            route = _route_of(request)
-            metrics.REQUESTS.labels(request.method, route, str(status)).inc()
-            metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        with observability.server_span(request.headers, request.method) as span:
+            try:
+                answer = await call_next(request)
+                status = answer.status_code
+                return answer
+            finally:
+                route = _route_of(request)
+                metrics.REQUESTS.labels(request.method, route, str(status)).inc()
+                metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+                observability.end_server_span(span, request.method, route, status)
 
 
 def _route_of(request: Request) -> str:
