@@ -261,3 +261,91 @@ def test_log_settings_default_to_text_and_refuse_unknown_values():
         for handler in saved:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+async def test_one_api_call_is_one_trace_through_the_workflow_to_its_activities(
+    client, settings, deps, tmp_path: Path, monkeypatch
+):
+    """POST /api/v1/technicians (an RT registers): the API's server span is the root; the
+    client's StartWorkflow span, the workflow's run and its activities are in its trace."""
+    import asyncio
+
+    import httpx
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import observability
+    from api.app import create_app
+    from api.auth import DevIssuer
+    from api.config import ApiSettings
+    from worker import build_worker, connect
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(observability, "_PROVIDER", provider)  # what OTEL_EXPORTER_OTLP_* sets up
+
+    settings = settings.model_copy(update={
+        "temporal_address": client.service_client.config.target_host,
+        "namespace": client.namespace, "env": "dev"})
+    api_settings = ApiSettings(auth_mode="dev", auth_dev_key=tmp_path / "dev-key.pem")
+    app = create_app(settings, api_settings)
+    token = DevIssuer(api_settings).mint("rt.joao", ["technician"], council_key="CREA-MG-765432")
+    body = {"name": "João Engenheiro", "cpf": "111.444.777-35", "email": "rt.765432@engenharia.example.com",
+            "phone": "31 98888-7777", "council": "CREA", "uf": "MG", "registration": "765432"}
+    worker_client = await connect(settings)  # the worker's own client: traced the same way
+    async with build_worker(worker_client, settings, deps=deps):
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gd", timeout=60) as http:
+                r = await http.post("/api/v1/technicians", json=body,
+                                    headers={"Authorization": f"Bearer {token}",
+                                             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+                assert r.status_code == 201, r.text
+                for _ in range(200):
+                    names = {s.name for s in exporter.get_finished_spans()}
+                    if {"RunActivity:record_transition", "RunActivity:send_email"} <= names:
+                        break
+                    await asyncio.sleep(0.1)
+                metrics = (await http.get("/metrics")).text
+
+    spans = exporter.get_finished_spans()
+    server = [s for s in spans if s.name == "POST /api/v1/technicians"]
+    assert len(server) == 1, sorted(s.name for s in spans)
+    root = server[0]
+    # the caller's traceparent is the parent: the proxy's or portal's trace goes on here
+    assert f"{root.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{root.parent.span_id:016x}" == "b7ad6b7169203331"
+    assert root.attributes["http.route"] == "/api/v1/technicians"
+    assert root.attributes["http.response.status_code"] == 201
+    in_trace = [s for s in spans if s.context.trace_id == root.context.trace_id]
+    by_id = {s.context.span_id: s for s in in_trace}
+
+    def chain(span) -> list[str]:
+        names = [span.name]
+        while span.parent is not None and span.parent.span_id in by_id:
+            span = by_id[span.parent.span_id]
+            names.append(span.name)
+        return names
+
+    start = next(s for s in in_trace if s.name == "StartWorkflow:TechnicianRegistration")
+    assert chain(start) == ["StartWorkflow:TechnicianRegistration", "POST /api/v1/technicians"]
+    # The workflow schedules the activity (StartActivity, written by the workflow's code
+    # on the worker; a RunWorkflow span only comes when a workflow completes, and an RT's
+    # registration waits for its review); the activity runs under it.
+    for activity_type in ("record_transition", "send_email"):
+        run_activity = next(s for s in in_trace if s.name == f"RunActivity:{activity_type}")
+        assert chain(run_activity) == [f"RunActivity:{activity_type}", f"StartActivity:{activity_type}",
+                                       "StartWorkflow:TechnicianRegistration", "POST /api/v1/technicians"]
+    # no personal data in span names or attributes
+    for span in spans:
+        text = span.name + json.dumps({k: str(v) for k, v in (span.attributes or {}).items()})
+        for secret in ("111.444.777-35", "11144477735", "João", "rt.765432@", "98888"):
+            assert secret not in text, span.name
+    # the API's /metrics has the store's gauges (this store is readable) and the counters
+    assert "gd_store_up 1.0" in metrics
+    assert 'gd_api_requests_total{method="POST",route="/api/v1/technicians",status="201"}' in metrics
