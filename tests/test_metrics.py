@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.access_helpers import ANALYST, CPF, inquiry_input, quiet, settle, start, update
 from tests.test_blob_backends import wait_for_worker
+from tests.test_deploy import dashboard_exprs, expr_metric_names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +130,13 @@ async def test_worker_exports_metrics_without_personal_data_and_traces_over_otlp
     # The SDK's own, from the same runtime.
     assert _sample(metrics, "temporal_activity_execution_latency_count",
                    activity_type="send_email") >= 1
+    # The SDK metrics the Grafana dashboard reads, under the names this exporter gives them
+    # (the failure counters appear only after a failure: none here).
+    exposed = {line.split("{")[0].split(" ")[0] for line in metrics.splitlines()
+               if line and not line.startswith("#")}
+    on_dashboard = {name for _, expr in dashboard_exprs() for name in expr_metric_names(expr)
+                    if name.startswith("temporal_") and not name.endswith("_failed")}
+    assert on_dashboard and on_dashboard <= exposed, sorted(on_dashboard - exposed)
     # No personal data in any label or value.
     for secret in (raw["customer"]["email"], raw["customer"]["name"], CPF, raw["request_id"]):
         assert secret not in metrics
