@@ -73,6 +73,9 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
     settings = settings or get_settings()
     api_settings = (api_settings or ApiSettings()).check()
     gd = Gd(settings, api_settings)
+    import worker
+
+    worker.tracing_interceptors("gd-api")  # OTLP set up before the first request's span
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
