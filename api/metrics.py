@@ -6,7 +6,10 @@ Counted as requests are answered (``REGISTRY``): ``gd_api_requests_total``,
 
 Read from the store when Prometheus scrapes (:class:`StoreCollector`, a few indexed SQL
 statements on ``request_record`` and a count on ``outbox``), so every API instance reports
-the same figures (a dashboard takes ``max`` across instances, not ``sum``):
+the same figures (a dashboard takes ``max`` across instances, not ``sum``). Cost per scrape
+(``python -m bench.metrics_scrape URL N``, on this 2-core machine while other tests ran):
+10 ms with 2,000 requests and 6,000 e-mails on SQLite; 100–180 ms with 20,000 and 60,000
+(SQLite), 123 ms (PostgreSQL) — Prometheus scrapes every 15 s:
 
 * ``gd_requests_open{kind, status}`` — requests and inquiries not closed, by status;
 * ``gd_sla_overdue_requests{rule, clock}`` — open ones whose deadline has passed now
@@ -107,7 +110,7 @@ class StoreCollector(Collector):
                 .group_by(req.c.kind, req.c.status)
             ):
                 families["gd_requests_open"].add_metric([kind, status], n)
-            overdue = store_select(overdue=True, now=now).subquery()
+            overdue = store_select(overdue=True, now=now).order_by(None).subquery()
             for rule, paused, n in conn.execute(
                 sa.select(overdue.c.due_rule, overdue.c.clock_paused, sa.func.count())
                 .group_by(overdue.c.due_rule, overdue.c.clock_paused)
