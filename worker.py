@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -200,7 +201,7 @@ WORKER_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "gd_transitions_total": ("Process steps recorded", ("process", "action", "status")),
     "gd_sla_breaches_total": ("SLA breaches recorded, by process and deadline rule",
                               ("process", "rule")),
-    "gd_decision_reasons_total": ("Coded reasons of a refusal, suspension or reproval",
+    "gd_decision_reasons_total": ("Codes of an intake refusal, suspension, reproval…",
                                   ("process", "action", "reason")),
 }
 
@@ -212,9 +213,10 @@ class GdMetricsInterceptor(Interceptor):
       ``duplicate``, ``refused``);
     * ``gd_transitions_total{process, action, status}`` — steps recorded in the store;
     * ``gd_sla_breaches_total{process, rule}`` — the ``sla_breach`` steps, by deadline rule;
-    * ``gd_decision_reasons_total{process, action, reason}`` — each coded reason a step
-      records (a refusal at intake, a suspension, a reproval…), by the catalogue's code
-      (``domain/reasons.py``; a code outside it counts as ``OTHER``).
+    * ``gd_decision_reasons_total{process, action, reason}`` — each code a step records:
+      the problems of an intake refusal (``action="refused"``), the reasons of a
+      suspension, reproval, rejection…; by the catalogue's code (``domain/reasons.py``) or a
+      validation error type, anything else as ``OTHER``.
 
     Labels are names from the code (templates, actions, statuses, rules, reason codes),
     never a value a person typed: no e-mail address, CPF, name or id reaches a label."""
@@ -251,16 +253,27 @@ class GdMetricsInterceptor(Interceptor):
                 rule = (getattr(t, "data", None) or {}).get("rule")
                 self._counter("gd_sla_breaches_total").add(1, {
                     "process": process, "rule": str(rule) if rule in _deadline_rules() else "unknown"})
-            reasons = getattr(t, "reasons", None) or []
-            if reasons:
-                from domain.reasons import OTHER_CODE, catalogue
+            codes = [getattr(r, "code", None) for r in getattr(t, "reasons", None) or []]
+            if action == "refused":  # an intake refusal keeps its problems in data
+                codes += [p.get("code") for p in (getattr(t, "data", None) or {}).get("problems", [])
+                          if isinstance(p, dict)]
+            for code in codes:
+                self._counter("gd_decision_reasons_total").add(1, {
+                    "process": process, "action": action, "reason": _reason_label(code)})
 
-                known = catalogue()
-                for reason in reasons:
-                    code = getattr(reason, "code", None)
-                    self._counter("gd_decision_reasons_total").add(1, {
-                        "process": process, "action": action,
-                        "reason": code if code in known else OTHER_CODE})
+
+_VALIDATION_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _reason_label(code) -> str:
+    """A code of the reasons' catalogue, or a validation error type of the code's own
+    (``missing``, ``document_missing``…); anything else ``OTHER``: a label never carries
+    what a person typed."""
+    from domain.reasons import OTHER_CODE, catalogue
+
+    if isinstance(code, str) and (code in catalogue() or _VALIDATION_CODE.fullmatch(code)):
+        return code
+    return OTHER_CODE
 
 
 def _deadline_rules() -> set[str]:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.access_helpers import ANALYST, CPF, inquiry_input, quiet, settle, start, update
+from tests.access_helpers import (ANALYST, CPF, inquiry_input, quiet, request_input, settle,
+                                  start, update)
 from tests.test_blob_backends import wait_for_worker
 from tests.test_deploy import dashboard_exprs, expr_metric_names
 
@@ -109,6 +110,11 @@ async def test_worker_exports_metrics_without_personal_data_and_traces_over_otlp
         await update(handle, "answer_inquiry", {"actor": ANALYST, "answer": "Resposta."})
         final = await quiet(handle)
         assert final.status == "ANSWERED"
+        # A request naming an installation this worker's (empty) customer base lacks: refused
+        # at intake with the catalogue's code.
+        refused_raw = request_input(f"met-{uuid.uuid4().hex[:8]}")
+        refused = await quiet(await start(client, refused_raw, task_queue))
+        assert refused.status == "REFUSED"
         sent = [n.template for n in final.notifications if n.status == "sent"]
         metrics = await asyncio.to_thread(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
@@ -130,6 +136,12 @@ async def test_worker_exports_metrics_without_personal_data_and_traces_over_otlp
         assert _sample(metrics, "gd_emails_total", template=template, outcome="sent") == \
             sent.count(template), template
     assert _sample(metrics, "gd_transitions_total", process="access", status="ANSWERED") == 1
+    # The refusal's three problems (this worker's store is empty: no customer base, no
+    # approved RT, no uploaded document), by code.
+    for code in ("INSTALACAO-NAO-ENCONTRADA", "technician_not_approved", "document_missing"):
+        assert _sample(metrics, "gd_decision_reasons_total", process="access", action="refused",
+                       reason=code) == 1, code
+    assert _sample(metrics, "gd_decision_reasons_total") == 3
     # The SDK's own, from the same runtime.
     assert _sample(metrics, "temporal_activity_execution_latency_count",
                    activity_type="send_email") >= 1

@@ -132,8 +132,12 @@ def test_worker_counts_sla_breaches_by_rule_and_reasons_by_catalogue_code():
                    status="SUSPENDED", at=at,
                    reasons=[Reason(code="DOC-ILEGIVEL"), Reason(code="DOC-ART-AUSENTE"),
                             Reason(code="MARIA-SOUZA-11144477735")]),
-        Transition(workflow_id="access-e", event_key="e5", process="access", action="refused",
-                   status="REFUSED", at=at, reasons=[Reason(code="INSTALACAO-NAO-ENCONTRADA")]),
+        # an intake refusal: its problems in data (workflows/access_view.refused_transition)
+        Transition(workflow_id="access-e", event_key="0000-refused", process="access", action="refused",
+                   status="REFUSED", at=at, data={"problems": [
+                       {"field": "installation_number", "code": "INSTALACAO-NAO-ENCONTRADA", "message": "…"},
+                       {"field": "customer.email", "code": "missing", "message": "…"},
+                       {"field": "customer.name", "code": "Maria Souza", "message": "…"}]}),
     ]
     got = _counted(steps)
     breaches = {k[1]: v for k, v in got.items() if k[0] == "gd_sla_breaches_total"}
@@ -145,6 +149,8 @@ def test_worker_counts_sla_breaches_by_rule_and_reasons_by_catalogue_code():
         (("action", "suspended"), ("process", "access"), ("reason", "DOC-ART-AUSENTE")): 1,
         (("action", "suspended"), ("process", "access"), ("reason", "OTHER")): 1,
         (("action", "refused"), ("process", "access"), ("reason", "INSTALACAO-NAO-ENCONTRADA")): 1,
+        (("action", "refused"), ("process", "access"), ("reason", "missing")): 1,
+        (("action", "refused"), ("process", "access"), ("reason", "OTHER")): 1,
     }
 
 
