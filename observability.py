@@ -190,14 +190,19 @@ def tracer_provider():
     return provider if isinstance(provider, TracerProvider) else None
 
 
-def server_span(scope_headers, method: str):
+# Probes and scrapes: every few seconds, from every prober; no span.
+UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+def server_span(scope_headers, method: str, path: str = ""):
     """A SERVER span for one HTTP request, child of the caller's ``traceparent`` when it
-    sent one; a null context when tracing is off. The span is named and given its route
-    and status by :func:`end_server_span` (the route is known once routing ran)."""
+    sent one; a null context when tracing is off or for ``UNTRACED_PATHS``. The span is
+    named and given its route and status by :func:`end_server_span` (the route is known
+    once routing ran)."""
     from contextlib import nullcontext
 
     provider = tracer_provider()
-    if provider is None:
+    if provider is None or path in UNTRACED_PATHS:
         return nullcontext(None)
     from opentelemetry.propagate import extract
     from opentelemetry.trace import SpanKind

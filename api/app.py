@@ -166,7 +166,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
         started = time.perf_counter()
         status = 500
-        with observability.server_span(request.headers, request.method) as span:
+        with observability.server_span(request.headers, request.method, request.url.path) as span:
             try:
                 answer = await call_next(request)
                 status = answer.status_code
