@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -142,28 +143,34 @@ def telemetry_runtime(settings: GdSettings) -> Runtime | None:
 
 def tracing_interceptors(service_name: str = "gd-worker") -> list:
     """``[TracingInterceptor()]`` exporting over OTLP/HTTP when
-    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) is set; else none."""
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) is set, or into the tracer
+    provider this process already has (``observability.tracer_provider``); else none."""
     import os
 
-    global _TRACER_PROVIDER
-    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
-        return []
-    from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from temporalio.contrib.opentelemetry import TracingInterceptor
+    import observability
 
-    if _TRACER_PROVIDER is None:
+    global _TRACER_PROVIDER
+    if _TRACER_PROVIDER is None and (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                                     or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         name = os.environ.get("OTEL_SERVICE_NAME") or service_name
         provider = TracerProvider(resource=Resource.create({"service.name": name}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
+        observability.use_tracer_provider(provider)
         _TRACER_PROVIDER = provider
+    provider = observability.tracer_provider()
+    if provider is None:
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     # Workflow spans even when the starter sent no trace context (a CLI, an old API).
-    return [TracingInterceptor(trace.get_tracer("gd-orchestrator"),
+    return [TracingInterceptor(provider.get_tracer("gd-orchestrator"),
                                always_create_workflow_spans=True)]
 
 
@@ -187,15 +194,32 @@ class _MetricsActivityInbound(ActivityInboundInterceptor):
         return result
 
 
+# The worker's own counters (name: description, labels), on the runtime's meter; the
+# dashboard's test reads this table (every name here has a panel).
+WORKER_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gd_emails_total": ("E-mails by template and outcome", ("template", "outcome")),
+    "gd_transitions_total": ("Process steps recorded", ("process", "action", "status")),
+    "gd_sla_breaches_total": ("SLA breaches recorded, by process and deadline rule",
+                              ("process", "rule")),
+    "gd_decision_reasons_total": ("Codes of an intake refusal, suspension, reproval…",
+                                  ("process", "action", "reason")),
+}
+
+
 class GdMetricsInterceptor(Interceptor):
     """Our counters, on the runtime's meter (the same /metrics as the SDK's):
 
     * ``gd_emails_total{template, outcome}`` — e-mails by template and outcome (``sent``,
       ``duplicate``, ``refused``);
-    * ``gd_transitions_total{process, action, status}`` — steps recorded in the store.
+    * ``gd_transitions_total{process, action, status}`` — steps recorded in the store;
+    * ``gd_sla_breaches_total{process, rule}`` — the ``sla_breach`` steps, by deadline rule;
+    * ``gd_decision_reasons_total{process, action, reason}`` — each code a step records:
+      the problems of an intake refusal (``action="refused"``), the reasons of a
+      suspension, reproval, rejection…; by the catalogue's code (``domain/reasons.py``) or a
+      validation error type, anything else as ``OTHER``.
 
-    Labels are names from the code (templates, actions, statuses), never a value a person
-    typed: no e-mail address, CPF, name or id reaches a label."""
+    Labels are names from the code (templates, actions, statuses, rules, reason codes),
+    never a value a person typed: no e-mail address, CPF, name or id reaches a label."""
 
     def __init__(self) -> None:
         self._counters: dict = {}
@@ -203,11 +227,11 @@ class GdMetricsInterceptor(Interceptor):
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _MetricsActivityInbound(next, self)
 
-    def _counter(self, name: str, description: str):
+    def _counter(self, name: str, description: str | None = None):
         meter = activity.metric_meter()
         key = (id(meter), name)
         if key not in self._counters:
-            self._counters[key] = meter.create_counter(name, description)
+            self._counters[key] = meter.create_counter(name, description or WORKER_METRICS[name][0])
         return self._counters[key]
 
     def count(self, activity_type: str, args, result) -> None:
@@ -221,10 +245,41 @@ class GdMetricsInterceptor(Interceptor):
                                    "outcome": str(status)})
         elif activity_type == "record_transition" and args:
             t = args[0]
-            self._counter("gd_transitions_total", "Process steps recorded").add(1, {
-                "process": str(getattr(t, "process", "")), "action": str(getattr(t, "action", "")),
-                "status": str(getattr(t, "status", "")),
+            process, action = str(getattr(t, "process", "")), str(getattr(t, "action", ""))
+            self._counter("gd_transitions_total").add(1, {
+                "process": process, "action": action, "status": str(getattr(t, "status", "")),
             })
+            if action == "sla_breach":
+                rule = (getattr(t, "data", None) or {}).get("rule")
+                self._counter("gd_sla_breaches_total").add(1, {
+                    "process": process, "rule": str(rule) if rule in _deadline_rules() else "unknown"})
+            codes = [getattr(r, "code", None) for r in getattr(t, "reasons", None) or []]
+            if action == "refused":  # an intake refusal keeps its problems in data
+                codes += [p.get("code") for p in (getattr(t, "data", None) or {}).get("problems", [])
+                          if isinstance(p, dict)]
+            for code in codes:
+                self._counter("gd_decision_reasons_total").add(1, {
+                    "process": process, "action": action, "reason": _reason_label(code)})
+
+
+_VALIDATION_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _reason_label(code) -> str:
+    """A code of the reasons' catalogue, or a validation error type of the code's own
+    (``missing``, ``document_missing``…); anything else ``OTHER``: a label never carries
+    what a person typed."""
+    from domain.reasons import OTHER_CODE, catalogue
+
+    if isinstance(code, str) and (code in catalogue() or _VALIDATION_CODE.fullmatch(code)):
+        return code
+    return OTHER_CODE
+
+
+def _deadline_rules() -> set[str]:
+    from domain.policies import RULES
+
+    return set(RULES)
 
 
 def all_workflows() -> list[type]:
@@ -463,7 +518,9 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from observability import setup_logging
+
+    setup_logging()
     if "--check" in argv:
         raise SystemExit(asyncio.run(check(get_settings())))
     try:

@@ -73,6 +73,9 @@ def create_app(settings: GdSettings | None = None, api_settings: ApiSettings | N
     settings = settings or get_settings()
     api_settings = (api_settings or ApiSettings()).check()
     gd = Gd(settings, api_settings)
+    import worker
+
+    worker.tracing_interceptors("gd-api")  # OTLP set up before the first request's span
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -157,16 +160,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
+        # A server span per request (observability.server_span): the Temporal client's
+        # spans (StartWorkflow, StartWorkflowUpdate…) and the worker's become its children.
+        import observability
+
         started = time.perf_counter()
         status = 500
-        try:
-            answer = await call_next(request)
-            status = answer.status_code
-            return answer
-        finally:
-            route = _route_of(request)
-            metrics.REQUESTS.labels(request.method, route, str(status)).inc()
-            metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        with observability.server_span(request.headers, request.method, request.url.path) as span:
+            try:
+                answer = await call_next(request)
+                status = answer.status_code
+                return answer
+            finally:
+                route = _route_of(request)
+                metrics.REQUESTS.labels(request.method, route, str(status)).inc()
+                metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+                observability.end_server_span(span, request.method, route, status)
 
 
 def _route_of(request: Request) -> str:

@@ -24,8 +24,6 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="Porta (padrão GD_API_PORT, 8000)."),
 ) -> None:
     """Serve a API HTTP v1 (uvicorn): autenticação por JWT (GD_AUTH_MODE oidc ou dev)."""
-    import logging
-
     import uvicorn
 
     from api.app import create_app
@@ -41,15 +39,21 @@ def serve(
         api_settings.api_host = host
     if port:
         api_settings.api_port = port
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from observability import LogConfigError, setup_logging
+
+    try:
+        setup_logging()  # GD_LOG_FORMAT (text | json), GD_LOG_LEVEL; personal data masked
+    except LogConfigError as error:
+        _fail(f"gd api: {error}")
     app = create_app(api_settings=api_settings)
     typer.echo(
         f"API HTTP em http://{api_settings.api_host}:{api_settings.api_port}/api/v1/docs "
         f"(autenticação {api_settings.auth_mode})",
         err=True,
     )
+    # log_config=None: uvicorn's own lines go through the root handler (same format, masked).
     uvicorn.run(app, host=api_settings.api_host, port=api_settings.api_port, log_level="warning",
-                access_log=False)
+                access_log=False, log_config=None)
 
 
 def dev_token(

@@ -62,8 +62,10 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", tags=["operação"])
-async def metrics_endpoint() -> Response:
-    """Métricas Prometheus (texto)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+async def metrics_endpoint(request: Request) -> Response:
+    """Métricas Prometheus (texto): contadores da API e números do repositório."""
+    from prometheus_client import CONTENT_TYPE_LATEST
 
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    store = getattr(gd_of(request), "store", None)
+    body = await run_in_threadpool(metrics.exposition, store)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -326,6 +326,96 @@ def test_compose_prometheus_scrapes_each_api_and_grafana_reads_prometheus(compos
     assert (DEPLOY / grafana_mounts[dashboards[0]["options"]["path"]]).is_dir()
 
 
+# --- the Grafana dashboard -------------------------------------------------------------------
+
+# Names a dashboard may use that neither this code nor the Temporal SDK exports: Prometheus's
+# own target health and the Temporal server's (its PROMETHEUS_ENDPOINT in compose).
+OTHER_PROGRAMS_METRICS = {"up": "Prometheus", "service_requests": "Temporal server"}
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
+                "unless", "bool", "offset", "le", "inf", "nan"}
+SDK_CORE = Path(__import__("temporalio").__file__).parent / "bridge" / "sdk-core" / "crates"
+
+
+def code_metrics() -> dict[str, set[str]]:
+    """Each gd_* metric the code defines, with the sample names Prometheus stores for it:
+    the API's registry (counters get ``_total``, histograms ``_bucket``/``_count``/``_sum``),
+    the store's gauges (api.metrics.STORE_METRICS) and the worker's counters on the SDK
+    meter (worker.WORKER_METRICS; the runtime adds no suffix: counters_total_suffix=False)."""
+    from api.metrics import REGISTRY, STORE_METRICS
+    from worker import WORKER_METRICS
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    found = {family.name: {family.name + s for s in suffixes[family.type]}
+             for family in REGISTRY.collect()}
+    found.update({name: {name} for name in STORE_METRICS})
+    found.update({name: {name} for name in WORKER_METRICS})
+    return found
+
+
+def sdk_metrics() -> set[str]:
+    """The SDK's metric names (as its Rust core defines them), with the runtime's prefix."""
+    names = set()
+    for source in (SDK_CORE / "sdk-core/src/telemetry/metrics.rs",
+                   SDK_CORE / "common/src/telemetry/metrics.rs"):
+        names |= set(re.findall(r'"([a-z][a-z0-9_]+)"', source.read_text(encoding="utf-8")))
+    return {"temporal_" + name for name in names}
+
+
+def expr_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (functions, label matchers, grouping
+    labels, ranges and keywords left out)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}", "", expr)
+    expr = re.sub(r"\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", expr):
+        if match.group(2) or match.group(1).lower() in PROMQL_WORDS:
+            continue
+        names.add(match.group(1))
+    return names
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    board = json.loads((DEPLOY / "grafana/dashboards/gd-overview.json").read_text(encoding="utf-8"))
+    return [(panel["title"], target["expr"]) for panel in board["panels"] for target in panel["targets"]]
+
+
+def test_expr_metric_names_reads_promql():
+    assert expr_metric_names('histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{x="y"}[5m])))') == {"a_bucket"}
+    assert expr_metric_names("max by (kind) (b) / ignoring(t) c * 60 and on (job) up offset 5m") == {"b", "c", "up"}
+
+
+def test_dashboard_shows_every_gd_metric_and_only_metrics_something_exports():
+    exprs = dashboard_exprs()
+    used = {name for _, expr in exprs for name in expr_metric_names(expr)}
+    ours = code_metrics()
+    assert {"gd_api_requests", "gd_requests_open", "gd_emails_total"} <= set(ours)  # the reading works
+    missing = sorted(family for family, samples in ours.items() if not samples & used)
+    assert not missing, f"gd_* metrics without a panel: {missing}"
+    exported = set().union(*ours.values()) | set(OTHER_PROGRAMS_METRICS)
+    sdk = sdk_metrics()
+    assert "temporal_activity_execution_failed" in sdk
+    unknown = sorted(
+        name for name in used
+        if name not in exported
+        and re.sub(r"_(bucket|count|sum)$", "", name) not in sdk
+    )
+    assert not unknown, f"panel expressions read metrics nothing exports: {unknown}"
+    for title, expr in exprs:
+        assert expr_metric_names(expr), title
+
+
+def test_dashboard_panels_have_unique_ids_and_read_the_provisioned_datasource():
+    board = json.loads((DEPLOY / "grafana/dashboards/gd-overview.json").read_text(encoding="utf-8"))
+    datasource = load_yaml(DEPLOY / "grafana/provisioning/datasources/prometheus.yaml")["datasources"][0]
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in board["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": datasource["uid"]}, panel["title"]
+        assert all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
 def test_compose_issuer_audience_and_keys_are_the_realms(compose):
     realm = json.loads((DEPLOY / "keycloak/realm-gd.json").read_text(encoding="utf-8"))
     keycloak = compose["services"]["keycloak"]

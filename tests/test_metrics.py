@@ -20,8 +20,10 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.access_helpers import ANALYST, CPF, inquiry_input, quiet, settle, start, update
+from tests.access_helpers import (ANALYST, CPF, inquiry_input, quiet, request_input, settle,
+                                  start, update)
 from tests.test_blob_backends import wait_for_worker
+from tests.test_deploy import dashboard_exprs, expr_metric_names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,12 +110,20 @@ async def test_worker_exports_metrics_without_personal_data_and_traces_over_otlp
         await update(handle, "answer_inquiry", {"actor": ANALYST, "answer": "Resposta."})
         final = await quiet(handle)
         assert final.status == "ANSWERED"
+        # A request naming an installation this worker's (empty) customer base lacks: refused
+        # at intake with the catalogue's code.
+        refused_raw = request_input(f"met-{uuid.uuid4().hex[:8]}")
+        refused = await quiet(await start(client, refused_raw, task_queue))
+        assert refused.status == "REFUSED"
         sent = [n.template for n in final.notifications if n.status == "sent"]
         metrics = await asyncio.to_thread(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
                                            timeout=10).read().decode())
         deadline = time.monotonic() + 20
-        while not {"RunActivity:send_email"} <= {s.name for s in receiver.spans()}:
+        # every span the asserts below name (they arrive in batches; SIGTERM flushes none)
+        while not {"RunActivity:send_email", "RunActivity:record_transition",
+                   "StartActivity:send_email", "RunWorkflow:AccessRequest"} <= {
+                s.name for s in receiver.spans()}:
             assert time.monotonic() < deadline, sorted({s.name for s in receiver.spans()})
             await asyncio.sleep(0.2)
     finally:
@@ -126,9 +136,22 @@ async def test_worker_exports_metrics_without_personal_data_and_traces_over_otlp
         assert _sample(metrics, "gd_emails_total", template=template, outcome="sent") == \
             sent.count(template), template
     assert _sample(metrics, "gd_transitions_total", process="access", status="ANSWERED") == 1
+    # The refusal's three problems (this worker's store is empty: no customer base, no
+    # approved RT, no uploaded document), by code.
+    for code in ("INSTALACAO-NAO-ENCONTRADA", "technician_not_approved", "document_missing"):
+        assert _sample(metrics, "gd_decision_reasons_total", process="access", action="refused",
+                       reason=code) == 1, code
+    assert _sample(metrics, "gd_decision_reasons_total") == 3
     # The SDK's own, from the same runtime.
     assert _sample(metrics, "temporal_activity_execution_latency_count",
                    activity_type="send_email") >= 1
+    # The SDK metrics the Grafana dashboard reads, under the names this exporter gives them
+    # (the failure counters appear only after a failure: none here).
+    exposed = {line.split("{")[0].split(" ")[0] for line in metrics.splitlines()
+               if line and not line.startswith("#")}
+    on_dashboard = {name for _, expr in dashboard_exprs() for name in expr_metric_names(expr)
+                    if name.startswith("temporal_") and not name.endswith("_failed")}
+    assert on_dashboard and on_dashboard <= exposed, sorted(on_dashboard - exposed)
     # No personal data in any label or value.
     for secret in (raw["customer"]["email"], raw["customer"]["name"], CPF, raw["request_id"]):
         assert secret not in metrics
