@@ -21,6 +21,16 @@ import pytest_asyncio
 from domain import reasons as catalogue
 from tests import api_stack
 from tests.pdf_fixture import make_pdf
+from tests.store_fixtures import (  # noqa: F401
+    access_raw,
+    blobs,
+    database,
+    make_cpf,
+    records,
+    set_technician,
+    store,
+    upload_pdf,
+)
 
 from tests.test_api import Who
 from tests.web_stack import SHOTS, DevTokens, axe_serious, browser, have_chromium
@@ -367,6 +377,57 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
     async with httpx.AsyncClient(base_url=base) as http:
         r = await http.get(f"/portal/pedidos/{rid}", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/portal/entrar"
+
+
+async def test_a_customer_sees_their_oldest_request_by_the_digest_and_no_one_elses(records, store, blobs):
+    """Meus pedidos of a customer is an index lookup on request_record.customer_digest (the
+    keyed hash of the CPF, filled at intake), not a scan of the newest requests: a request
+    older than 600 others is still listed, another customer's never is."""
+    import hashlib
+    import hmac
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+
+    from activities.tables import RequestRecord
+    from api import portal_data as data
+    from models.activities import IntakeCheck, RequestRow, Transition
+
+    holder, other = make_cpf(123456789), make_cpf(222333444)
+    ref = upload_pdf(store, blobs)
+    set_technician(records, "CREA-MG-12345", "APPROVED")
+    # the intake of the holder's request gives the keyed hash (HMAC-SHA256, dev key), never the CPF
+    result = records.validate_intake(IntakeCheck(process="access", workflow_id="gd-request-req-old",
+                                                 raw=access_raw([ref], request_id="req-old", cpf=holder)))
+    assert result.problems == []
+    expected = hmac.new(b"gd-orchestrator dev document key (set GD_DOCUMENT_KEY)", holder.encode(),
+                        hashlib.sha256).hexdigest()
+    assert result.customer_digest == expected
+    old = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+    records.record_transition(Transition(
+        workflow_id="gd-request-req-old", event_key="0001-received", process="access", action="received",
+        status="AWAITING_APR", at=old, request=RequestRow(
+            workflow_id="gd-request-req-old", request_id="req-old", kind="request", status="AWAITING_APR",
+            installation_number="3001234567", customer_digest=result.customer_digest, created_at=old, updated_at=old)))
+    # 600 newer requests of another customer, straight into the store
+    theirs = hmac.new(b"gd-orchestrator dev document key (set GD_DOCUMENT_KEY)", other.encode(),
+                      hashlib.sha256).hexdigest()
+    table = RequestRecord.__table__
+    with store.connection() as conn:
+        conn.execute(table.insert(), [
+            {"workflow_id": f"gd-request-n{i}", "request_id": f"n{i}", "kind": "request", "status": "UNDER_ANALYSIS",
+             "customer_digest": theirs, "sla_breaches": 0, "cycle": 0, "clock_paused": False,
+             "created_at": old + timedelta(hours=1 + i), "updated_at": old + timedelta(hours=1 + i)}
+            for i in range(600)])
+        stored = conn.execute(sa.select(table).where(table.c.workflow_id == "gd-request-req-old")).one()
+    assert holder not in [str(v) for v in stored]  # no clear CPF in the row
+    portal = SimpleNamespace(gd=SimpleNamespace(store=store))
+    mine = await data.requests_of(portal, "customer", document=holder)
+    assert [r.request_id for r in mine] == ["req-old"]
+    seen = await data.requests_of(portal, "customer", document=other)
+    assert "req-old" not in [r.request_id for r in seen] and seen[0].request_id == "n599"
+    assert await data.requests_of(portal, "customer", document=make_cpf(333444555)) == []
 
 
 async def test_login_lockout_honeypot_and_csrf(stack):
