@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from api import portal_accounts as accounts
@@ -36,7 +37,7 @@ from api.auth import Principal
 from api.deps import actor_of, intake
 from api.routes_web import _decisions, _emails, _upload
 from api.web_common import execute, start_input
-from api.web_session import Session, Signer, WebSettings, csrf_ok, new_session
+from api.web_session import OidcClient, Session, Signer, WebSettings, csrf_ok, new_session
 from domain.rules import ACCESS
 from models import ids
 from models.access import REANALYSIS_MOTIVE, UPDATE_ARGS, AccessRequestInput
@@ -95,13 +96,35 @@ _env.globals.update(
 )
 
 
+class PortalSettings(BaseSettings):
+    """``GD_PORTAL_*``: the portal's login with the distributor's identity provider (OIDC,
+    authorization code + PKCE, the inbox's machinery in api/web_session.py). On when
+    ``GD_PORTAL_OIDC_CLIENT_ID`` is set and the API verifies OIDC tokens
+    (``GD_AUTH_MODE=oidc``, ``GD_AUTH_ISSUER``): its tokens are checked by the API's verifier;
+    ``gd_council_key`` makes the person an RT, ``gd_document`` a customer (API.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="GD_PORTAL_", extra="ignore")
+
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # The back channel's address of the discovery document; default: GD_WEB_OIDC_DISCOVERY_URL,
+    # then ``{GD_AUTH_ISSUER}/.well-known/openid-configuration``.
+    oidc_discovery_url: str | None = None
+
+
 class Portal:
-    """Per app: the API's context, the session signer, rate limiters, start inputs."""
+    """Per app: the API's context, the session signer, the OIDC client (when configured),
+    rate limiters, start inputs."""
 
     def __init__(self, gd: Any):
         self.gd = gd
         self.web = WebSettings()
+        self.settings = PortalSettings()
         self.signer = Signer(self.web.session_key)
+        self.oidc: OidcClient | None = None
+        if self.settings.oidc_client_id and gd.api.auth_mode == "oidc":
+            self.oidc = OidcClient(gd.api.issuer, self.settings.oidc_client_id, self.settings.oidc_client_secret,
+                                   self.settings.oidc_discovery_url or self.web.oidc_discovery_url)
         self.inputs: dict[str, dict[str, Any]] = {}
         self.login_by_address = accounts.RateLimiter(20, 60.0)
         self.login_by_account = accounts.RateLimiter(10, 300.0)
@@ -157,7 +180,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     user = principal_of(request)
     html = _env.get_template(template).render(
         session=session, user=user, csrf=session.csrf, flash=flash,
-        is_rt=bool(user and "technician" in user.roles), **context,
+        is_rt=bool(user and "technician" in user.roles), oidc_on=portal_of(request).oidc is not None, **context,
     )
     return with_cookie(request, HTMLResponse(html, status_code=status_code))  # type: ignore[return-value]
 

@@ -433,6 +433,10 @@ async def test_a_customer_sees_their_oldest_request_by_the_digest_and_no_one_els
 async def test_login_lockout_honeypot_and_csrf(stack):
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         page = await http.get("/portal/entrar")
+        # no GD_PORTAL_OIDC_CLIENT_ID (and dev auth): no identity-provider login offered
+        assert "Entrar com a conta da distribuidora" not in page.text
+        r = await http.get("/portal/entrar/oidc", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/portal/entrar"
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
         # no CSRF token: refused, nothing done
         r = await http.post("/portal/entrar", data={"perfil": "technician", "login": "CREA-MG-999999", "senha": "x"})
