@@ -92,7 +92,7 @@ _env.globals.update(
     STATUS=views.STATUS_TEXT, RULES=views.RULE_TEXT, CLASSES=views.CLASSES, KINDS=views.KINDS,
     EVENTS=views.EVENT_TEXT, KIND_TEXT=KIND_TEXT, NEXT_ACTOR=NEXT_ACTOR, ACTION_TEXT=PARTY_ACTION_TEXT,
     SOURCES=SOURCES, MODALITIES=MODALITIES, UFS=UFS, ACCEPT=ACCEPT, APR_REQUIRED=APR_REQUIRED,
-    APR_OPTIONAL=APR_OPTIONAL, MOTIVE=REANALYSIS_MOTIVE,
+    APR_OPTIONAL=APR_OPTIONAL, MOTIVE=REANALYSIS_MOTIVE, EMAILS=views.EMAIL_TEXT,
 )
 
 
@@ -464,19 +464,21 @@ async def _mine(request: Request, request_id: str) -> tuple[Principal, str, dict
     if isinstance(user, Response):
         return user
     portal = portal_of(request)
-    missing = problem_page(request, f"Pedido {request_id[:64]} não encontrado entre os seus.", 404, "Pedido não encontrado")
+    # Rendered only when needed: rendering takes the session's one-time notice (flash).
+    missing = lambda: problem_page(request, f"Pedido {request_id[:64]} não encontrado entre os seus.", 404,  # noqa: E731
+                                   "Pedido não encontrado")
     if not _REQUEST_ID.fullmatch(request_id):
-        return missing
+        return missing()
     workflow_id = ids.access_request_id(request_id)
     facts = await portal.gd.facts(workflow_id)
     role = user.roles[0]
     mine = (role == "technician" and user.council_key and facts.technician_key == user.council_key) or \
            (role == "customer" and user.document and facts.customer_document == user.document)
     if not mine:
-        return missing
+        return missing()
     status = await portal.gd.query_status(workflow_id)
     if status is None:
-        return missing
+        return missing()
     raw = await start_input(portal, workflow_id)
     return user, workflow_id, status, raw
 

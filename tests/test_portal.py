@@ -379,6 +379,73 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
         assert r.status_code == 303 and r.headers["location"] == "/portal/entrar"
 
 
+async def test_customer_files_a_consulta_from_the_tab_and_reads_the_answer(stack, chromium):
+    """Consulta de acesso (the guide's first service): filed by the customer from the tab,
+    answered by the analyst, read in Meus pedidos; also the end-to-end proof that a request
+    recorded by the workflow carries the customer's digest (the list is a lookup by it)."""
+    from activities.store import Store
+    from api import portal_accounts as accounts
+
+    cpf, email = "39053344705", "jose.consulta@example.com.br"
+    store = Store(stack.settings.database_url)
+    try:
+        accounts.set_password(store, "customer", cpf, PASSWORD)
+    finally:
+        store.dispose()
+    base = stack.base_url
+    context = await chromium.new_context(viewport={"width": 360, "height": 740}, locale="pt-BR")
+    page = await context.new_page()
+    await page.goto(f"{base}/portal/entrar")
+    await page.get_by_label("Cliente (login: CPF ou CNPJ)").check()
+    await page.get_by_label(re.compile(r"^Login( \*)?$")).fill("390.533.447-05")
+    await page.get_by_label(re.compile(r"^Senha( \*)?$")).fill(PASSWORD)
+    await page.get_by_role("button", name="Entrar").click()
+    await page.wait_for_url(re.compile(r"/portal/servicos$"))
+    await page.get_by_role("link", name="Fazer uma consulta").click()
+    assert "***.533.447-**" in await page.locator("form[data-validar]").inner_text()  # the customer's own, masked
+    form = page.locator("form[data-validar]")
+    await form.get_by_label("Nome do cliente (titular)").fill("José da Consulta")
+    await form.get_by_label("E-mail do cliente").fill(email)
+    await form.get_by_label("Potência instalada (kW)").fill("12,5")
+    await fits(page)
+    await shot(page, "portal-inquiry-form-360")
+    await form.get_by_role("button", name="Enviar a consulta").click()
+    await page.wait_for_load_state()
+    assert re.search(r"/portal/pedidos/p[0-9a-f]+$", page.url), await page.locator("main").inner_text()
+    rid = page.url.rsplit("/", 1)[1]
+    assert "Consulta registrada" in await page.locator("main").inner_text()
+    assert "Consulta aguardando resposta" in await page.locator(".situacao").inner_text()
+
+    await page.get_by_role("link", name="Meus pedidos").first.click()
+    item = page.locator(".lista-pedidos li", has=page.locator(f"a[href='/portal/pedidos/{rid}']"))
+    listed = await item.inner_text()
+    assert "Consulta de acesso" in listed and "Consulta aguardando resposta" in listed
+    assert "a distribuidora (análise)" in listed
+
+    await until_status(stack, rid, "AWAITING_ANSWER")
+    answer = "Há margem no alimentador para 12,5 kW em 0,22 kV; a solicitação pode seguir sem obras."
+    async with stack.http() as http:
+        r = await http.post(f"/api/v1/requests/{rid}/actions/answer_inquiry", headers=stack.who.analyst(),
+                            json={"answer": answer})
+        assert r.status_code == 200, r.text
+    await until_status(stack, rid, "ANSWERED")
+    await mail_to(stack, email, "", 0)
+    await page.reload()
+    listed = await item.inner_text()
+    assert "Consulta respondida" in listed and "ninguém (encerrado)" in listed
+    await fits(page)
+    await item.get_by_role("link").click()
+    await page.wait_for_url(re.compile(rf"/portal/pedidos/{rid}$"))
+    decisions = await page.locator(".decisoes").inner_text()
+    assert "Consulta respondida" in decisions and answer in decisions
+    await fits(page)
+    await shot(page, "portal-inquiry-answered-360")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await fits(page)
+    await shot(page, "portal-inquiry-answered-1280")
+    await context.close()
+
+
 async def test_a_customer_sees_their_oldest_request_by_the_digest_and_no_one_elses(records, store, blobs):
     """Meus pedidos of a customer is an index lookup on request_record.customer_digest (the
     keyed hash of the CPF, filled at intake), not a scan of the newest requests: a request
