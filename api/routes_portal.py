@@ -642,7 +642,7 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
         return await again(code, {"": message})
     session_of(request).flash = f"{PARTY_ACTION_TEXT[update]}: feito."
     target = f"/portal/pedidos/{request_id}"
-    if back_to == "reanalise.html" and update == Updates.ATTACH_CORRECTIONS:
+    if back_to == "reanalise.html" and update in (Updates.ATTACH_CORRECTIONS, Updates.REGISTER_APR):
         target += "/reanalise"
     return go(request, target)
 
