@@ -176,6 +176,12 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
         assert r.status_code == 200, r.text
     third = await mail_to(stack, rt_email, "DefinirSenha.aspx?token=", since)
     link = re.search(r"(http://\S+DefinirSenha\.aspx\?token=\S+)", third).group(1)
+    # the guide's three e-mails, one from each sender (AGV login, APR approval, APR password)
+    wanted, give_up = {"agv@cemig.com.br", "part_apr@cemig.com.br", "Partweb@cemig.com.br"}, 20
+    while (senders := {str(m["From"]) for m in stack.smtp.messages[since:] if rt_email in str(m["To"])}) != wanted:
+        assert give_up > 0 and senders < wanted, senders
+        give_up -= 1
+        await asyncio.sleep(0.5)
     assert link.startswith(base + "/portal/")
 
     # 3. the set-password page from the e-mail's link: a weak password first

@@ -86,6 +86,10 @@ async def test_lapsed_ns_reanalysis_apr_first_with_the_ns_prefilled(stack, chrom
     # a solicitação; the RT does not register it in the APR Web
     await page.goto(f"{base}/portal/servicos/solicitacao?cpf={CPF}")
     form = page.locator("form[data-validar]")
+    # the installation picked from the customer's own (the demo customer base)
+    picker = form.get_by_label("Número da instalação")
+    assert await picker.evaluate("e => e.tagName") == "SELECT"
+    assert await picker.input_value() == "3001234567"
     await form.get_by_label("Nome do cliente (titular)").fill("Maria das Graças Portal")
     await form.get_by_label("E-mail do cliente").fill("maria.lapso@example.com.br")
     await form.get_by_label("Potência instalada (kW)").fill("6")
