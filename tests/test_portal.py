@@ -206,6 +206,18 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
             "csrf": csrf, "perfil": "technician", "login": rt_key, "token": token,
             "senha": PASSWORD + "x", "confirmacao": PASSWORD + "x"})
         assert again.status_code == 422 and "já utilizado" in again.text
+        # "Esqueci a senha": a new single-use link to the RT's registered e-mail
+        before = len(stack.smtp.messages)
+        page_html = (await http.get("/portal/esqueci-senha")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)
+        sent = await http.post("/portal/esqueci-senha", data={"csrf": csrf, "perfil": "technician", "login": rt_key})
+        assert sent.status_code == 200 and 'id="enviado"' in sent.text
+        forgot = await mail_to(stack, rt_email, "/portal/definir-senha?token=", before)
+        token = re.search(r"/portal/definir-senha\?token=(\S+)", forgot).group(1)
+        reset = await http.post("/portal/definir-senha", data={
+            "csrf": csrf, "perfil": "technician", "login": rt_key, "token": token,
+            "senha": PASSWORD, "confirmacao": PASSWORD}, follow_redirects=False)
+        assert reset.status_code == 303 and reset.headers["location"] == "/portal/entrar"
 
     # 4. login (council key + password)
     await page.get_by_label(re.compile(r"^Login( \*)?$")).fill(rt_key)

@@ -22,6 +22,7 @@ from tests.test_portal import (
     shot,
     until_status,
 )
+from tests.pdf_fixture import make_pdf
 from tests.web_stack import DevTokens, browser, have_chromium
 
 CPF = "52998224725"  # holder of 3001234567 in the demo customer base
@@ -93,6 +94,31 @@ async def test_lapsed_ns_reanalysis_apr_first_with_the_ns_prefilled(stack, chrom
     await form.get_by_label("Nome do cliente (titular)").fill("Maria das Graças Portal")
     await form.get_by_label("E-mail do cliente").fill("maria.lapso@example.com.br")
     await form.get_by_label("Potência instalada (kW)").fill("6")
+    # uploads: over 3 MB (said at once in the page, refused by the server) and a text
+    # file named .pdf (refused by its content); nothing is filed
+    upload = form.get_by_label("Documento de identificação do cliente")
+    big = make_pdf("identidade grande") + b"0" * (3 * 1024 * 1024)
+    await upload.set_input_files(files=[{"name": "grande.pdf", "mimeType": "application/pdf", "buffer": big}])
+    assert "grande.pdf: arquivo maior que 3 MB" in await page.locator("#commercial_id-erro").inner_text()
+    await form.get_by_role("button", name="Enviar a solicitação e receber NS e Protocolo").click()
+    await page.wait_for_load_state()
+    assert "excede o limite de 3 MB" in await page.locator("#commercial_id-erro").inner_text()
+    assert page.url.endswith("/portal/servicos/solicitacao")
+    form = page.locator("form[data-validar]")
+    assert await form.get_by_label("Nome do cliente (titular)").input_value() == "Maria das Graças Portal"
+    await form.get_by_label("Documento de identificação do cliente").set_input_files(files=[
+        {"name": "identidade.pdf", "mimeType": "application/pdf", "buffer": b"isto nao e um PDF, e texto"}])
+    await form.get_by_role("button", name="Enviar a solicitação e receber NS e Protocolo").click()
+    await page.wait_for_load_state()
+    assert "conteúdo não é" in await page.locator("#commercial_id-erro").inner_text()
+    await fits(page)
+    import sqlalchemy as sa
+
+    from activities.tables import RequestRecord
+
+    with stack.deps.store.connection(write=False) as conn:  # no request started, not even a refused one
+        assert conn.execute(sa.select(sa.func.count()).select_from(RequestRecord.__table__)).scalar() == 0
+    form = page.locator("form[data-validar]")
     await form.get_by_label("Documento de identificação do cliente").set_input_files(
         files=[pdf_file("identidade (lapso)", "identidade.pdf")])
     await form.get_by_role("button", name="Enviar a solicitação e receber NS e Protocolo").click()
