@@ -563,3 +563,32 @@ async def test_login_lockout_honeypot_and_csrf(stack):
         store.dispose()
     # no CPF in the API's log
     assert CPF not in stack.api_log.read_text() and "11144477735" not in stack.api_log.read_text()
+
+
+async def test_rate_limits_on_login_and_registration_by_address(stack):
+    """Last in the module: it spends this address' allowance (20 logins a minute, 5
+    registrations in 10 minutes); the 429 page says to wait, and nothing is started."""
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        page = await http.get("/portal/entrar")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        codes = []
+        for i in range(25):  # a different login each time: the per-login limit is another one
+            r = await http.post("/portal/entrar", data={"csrf": csrf, "perfil": "technician",
+                                                        "login": f"CREA-MG-99{i:04d}", "senha": "qualquer-coisa-1"})
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                break
+        assert codes[-1] == 429 and set(codes[:-1]) == {401}, codes
+        assert "Muitas tentativas deste endereço" in r.text
+        page = await http.get("/portal/cadastro-rt")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        codes = []
+        for i in range(7):
+            r = await http.post("/portal/cadastro-rt", data={
+                "csrf": csrf, "name": "Teste Limite", "cpf": "111.444.777-00", "email": "limite@example.com",
+                "phone": "31 98888-7777", "council": "CREA", "uf": "MG", "registration": f"77710{i}"})
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                break
+        assert codes[-1] == 429 and set(codes[:-1]) == {422}, codes
+        assert "Muitos cadastros enviados deste endereço" in r.text
