@@ -22,6 +22,7 @@ from temporalio import activity
 
 from activities import events, installations
 from activities.blobs import BlobStore
+from activities.digests import document_digest
 from activities.documents import resolve
 from activities.store import Store
 from activities.tables import (
@@ -158,6 +159,9 @@ class RecordActivities:
             # Accepted: the request now holds the documents it cited (claims them).
             resolve(self.store, check.workflow_id, list(model.documents))  # type: ignore[union-attr]
             self._record_holder(check.workflow_id, model)  # type: ignore[arg-type]
+            document = model.customer.document  # type: ignore[union-attr]
+            return IntakeResult(problems=[], normalized=model.model_dump(mode="json"),
+                                customer_digest=document_digest(document) if document else None)
         return IntakeResult(problems=[], normalized=model.model_dump(mode="json"))
 
     def _check_technician(self, raw: Any) -> tuple[TechnicianInput | None, list[Problem]]:

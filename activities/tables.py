@@ -108,6 +108,9 @@ class RequestRecord(SQLModel, table=True):
     cycle: int = 0
     # The deadline's clock is paused (pause_clock): the queue shows "prazo suspenso".
     clock_paused: bool = Field(default=False, sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()))
+    # HMAC-SHA256 of the customer's CPF/CNPJ (activities/digests.py; never the clear
+    # document): the portal's "Meus pedidos" finds a customer's requests by it.
+    customer_digest: Optional[str] = Field(default=None, index=True, max_length=64)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

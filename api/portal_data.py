@@ -19,14 +19,12 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from activities.tables import RequestRecord, TechnicianRecord
-from models import ids
 
 log = logging.getLogger("gd.portal")
 _REQ: sa.Table = RequestRecord.__table__  # type: ignore[attr-defined]
 _TECH: sa.Table = TechnicianRecord.__table__  # type: ignore[attr-defined]
-# How many of the newest requests a customer's list looks through (their party is in
-# each request's start input, not in the store's projection).
-CUSTOMER_SCAN = 500
+# The most requests a list shows (newest first).
+LIST_LIMIT = 200
 
 
 @dataclass
@@ -53,19 +51,18 @@ def _rows(store: Any, where: Any, limit: int) -> list[Row]:
 
 async def requests_of(portal: Any, role: str, *, council_key: str | None = None,
                       document: str | None = None) -> list[Row]:
-    """The requests of an RT (by the projection's technician column) or of a customer
-    (their CPF/CNPJ in the request's start input)."""
-    gd = portal.gd
-    prefix = ids.access_request_id("")
+    """The requests of an RT (the projection's technician column) or of a customer (the
+    projection's keyed hash of their CPF/CNPJ, activities/digests.py): one index lookup each."""
+    from activities.digests import document_digest
+
+    store = portal.gd.store
     if role == "technician":
-        return await run_in_threadpool(_rows, gd.store, (_REQ.c.technician == council_key), 200)
-    rows = await run_in_threadpool(_rows, gd.store, _REQ.c.workflow_id.like(f"{prefix}%"), CUSTOMER_SCAN)
-    mine = []
-    for row in rows:
-        facts = await gd.facts(row.workflow_id)
-        if document and facts.customer_document == document:
-            mine.append(row)
-    return mine
+        if not council_key:
+            return []
+        return await run_in_threadpool(_rows, store, _REQ.c.technician == council_key, LIST_LIMIT)
+    if not document:
+        return []
+    return await run_in_threadpool(_rows, store, _REQ.c.customer_digest == document_digest(document), LIST_LIMIT)
 
 
 async def installations_of(portal: Any, document: str) -> list[str]:

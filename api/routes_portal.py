@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from api import portal_accounts as accounts
@@ -36,7 +37,7 @@ from api.auth import Principal
 from api.deps import actor_of, intake
 from api.routes_web import _decisions, _emails, _upload
 from api.web_common import execute, start_input
-from api.web_session import Session, Signer, WebSettings, csrf_ok, new_session
+from api.web_session import OidcClient, Session, Signer, WebSettings, csrf_ok, new_session
 from domain.rules import ACCESS
 from models import ids
 from models.access import REANALYSIS_MOTIVE, UPDATE_ARGS, AccessRequestInput
@@ -91,17 +92,39 @@ _env.globals.update(
     STATUS=views.STATUS_TEXT, RULES=views.RULE_TEXT, CLASSES=views.CLASSES, KINDS=views.KINDS,
     EVENTS=views.EVENT_TEXT, KIND_TEXT=KIND_TEXT, NEXT_ACTOR=NEXT_ACTOR, ACTION_TEXT=PARTY_ACTION_TEXT,
     SOURCES=SOURCES, MODALITIES=MODALITIES, UFS=UFS, ACCEPT=ACCEPT, APR_REQUIRED=APR_REQUIRED,
-    APR_OPTIONAL=APR_OPTIONAL, MOTIVE=REANALYSIS_MOTIVE,
+    APR_OPTIONAL=APR_OPTIONAL, MOTIVE=REANALYSIS_MOTIVE, EMAILS=views.EMAIL_TEXT,
 )
 
 
+class PortalSettings(BaseSettings):
+    """``GD_PORTAL_*``: the portal's login with the distributor's identity provider (OIDC,
+    authorization code + PKCE, the inbox's machinery in api/web_session.py). On when
+    ``GD_PORTAL_OIDC_CLIENT_ID`` is set and the API verifies OIDC tokens
+    (``GD_AUTH_MODE=oidc``, ``GD_AUTH_ISSUER``): its tokens are checked by the API's verifier;
+    ``gd_council_key`` makes the person an RT, ``gd_document`` a customer (API.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="GD_PORTAL_", extra="ignore")
+
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # The back channel's address of the discovery document; default: GD_WEB_OIDC_DISCOVERY_URL,
+    # then ``{GD_AUTH_ISSUER}/.well-known/openid-configuration``.
+    oidc_discovery_url: str | None = None
+
+
 class Portal:
-    """Per app: the API's context, the session signer, rate limiters, start inputs."""
+    """Per app: the API's context, the session signer, the OIDC client (when configured),
+    rate limiters, start inputs."""
 
     def __init__(self, gd: Any):
         self.gd = gd
         self.web = WebSettings()
+        self.settings = PortalSettings()
         self.signer = Signer(self.web.session_key)
+        self.oidc: OidcClient | None = None
+        if self.settings.oidc_client_id and gd.api.auth_mode == "oidc":
+            self.oidc = OidcClient(gd.api.issuer, self.settings.oidc_client_id, self.settings.oidc_client_secret,
+                                   self.settings.oidc_discovery_url or self.web.oidc_discovery_url)
         self.inputs: dict[str, dict[str, Any]] = {}
         self.login_by_address = accounts.RateLimiter(20, 60.0)
         self.login_by_account = accounts.RateLimiter(10, 300.0)
@@ -157,7 +180,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     user = principal_of(request)
     html = _env.get_template(template).render(
         session=session, user=user, csrf=session.csrf, flash=flash,
-        is_rt=bool(user and "technician" in user.roles), **context,
+        is_rt=bool(user and "technician" in user.roles), oidc_on=portal_of(request).oidc is not None, **context,
     )
     return with_cookie(request, HTMLResponse(html, status_code=status_code))  # type: ignore[return-value]
 
@@ -441,19 +464,21 @@ async def _mine(request: Request, request_id: str) -> tuple[Principal, str, dict
     if isinstance(user, Response):
         return user
     portal = portal_of(request)
-    missing = problem_page(request, f"Pedido {request_id[:64]} não encontrado entre os seus.", 404, "Pedido não encontrado")
+    # Rendered only when needed: rendering takes the session's one-time notice (flash).
+    missing = lambda: problem_page(request, f"Pedido {request_id[:64]} não encontrado entre os seus.", 404,  # noqa: E731
+                                   "Pedido não encontrado")
     if not _REQUEST_ID.fullmatch(request_id):
-        return missing
+        return missing()
     workflow_id = ids.access_request_id(request_id)
     facts = await portal.gd.facts(workflow_id)
     role = user.roles[0]
     mine = (role == "technician" and user.council_key and facts.technician_key == user.council_key) or \
            (role == "customer" and user.document and facts.customer_document == user.document)
     if not mine:
-        return missing
+        return missing()
     status = await portal.gd.query_status(workflow_id)
     if status is None:
-        return missing
+        return missing()
     raw = await start_input(portal, workflow_id)
     return user, workflow_id, status, raw
 
@@ -617,7 +642,7 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
         return await again(code, {"": message})
     session_of(request).flash = f"{PARTY_ACTION_TEXT[update]}: feito."
     target = f"/portal/pedidos/{request_id}"
-    if back_to == "reanalise.html" and update == Updates.ATTACH_CORRECTIONS:
+    if back_to == "reanalise.html" and update in (Updates.ATTACH_CORRECTIONS, Updates.REGISTER_APR):
         target += "/reanalise"
     return go(request, target)
 

@@ -32,7 +32,7 @@ from api.routes_portal import (
     summary_of,
     text,
 )
-from api.web_session import csrf_ok, new_session
+from api.web_session import LoginFailed, begin_login, csrf_ok, finish_login, new_session
 from models import ids
 from models.common import normalize_tax_id, parse_or_problems
 from models.technician import TechnicianInput
@@ -118,6 +118,59 @@ async def login(request: Request) -> Response:
     else:
         fresh.sub, fresh.document, fresh.name = f"cliente:{result.account_id}", login_key, views.mask_document(login_key)
     fresh.exp = int(time.time()) + SESSION_TTL_S
+    request.state.portal_session = fresh
+    return go(request, "/portal/servicos")
+
+
+@router.get("/entrar/oidc")
+async def login_oidc(request: Request) -> Response:
+    """"Entrar com a conta da distribuidora": to the identity provider (code + PKCE)."""
+    portal = portal_of(request)
+    if portal.oidc is None:
+        return go(request, "/portal/entrar")
+    try:
+        url = await begin_login(session_of(request), portal.oidc, _redirect_uri(request))
+    except Exception as error:  # noqa: BLE001
+        log.warning("portal oidc discovery failed: %s", type(error).__name__)
+        return problem_page(request, "Não foi possível falar com o provedor de identidade; tente de novo em instantes "
+                                     "ou entre com login e senha.", 503, "Provedor de identidade indisponível")
+    return go(request, url)
+
+
+def _redirect_uri(request: Request) -> str:
+    base = (portal_of(request).web.public_url or str(request.base_url)).rstrip("/")
+    return f"{base}/portal/oidc/retorno"
+
+
+@router.get("/oidc/retorno")
+async def oidc_return(request: Request) -> Response:
+    """The provider's return: the token's claims make the portal session (API.md):
+    ``gd_council_key`` with the technician role → an RT; ``gd_document`` with the customer
+    role → a customer. Anyone else is not let in."""
+    portal = portal_of(request)
+    session = session_of(request)
+
+    def fail(message: str) -> Response:
+        return problem_page(request, message, 400, "Não foi possível entrar")
+
+    if portal.oidc is None:
+        session.login = None
+        return fail("O login pela conta da distribuidora não está ativo. Entre com login e senha.")
+    try:
+        principal = await finish_login(session, request.query_params, portal.oidc, _redirect_uri(request),
+                                       portal.gd.verifier.verify)
+    except LoginFailed as error:
+        return fail(error.message)
+    fresh = new_session()
+    if "technician" in principal.roles and principal.council_key:
+        fresh.roles, fresh.council_key, fresh.name = ("technician",), principal.council_key, principal.council_key
+    elif "customer" in principal.roles and principal.document:
+        fresh.roles, fresh.document, fresh.name = ("customer",), principal.document, views.mask_document(principal.document)
+    else:
+        log.info("portal oidc login refused: no portal role")
+        return fail("Sua conta da distribuidora não é de Responsável Técnico (com registro no conselho) nem de "
+                    "cliente (com CPF/CNPJ). Entre com login e senha ou procure a distribuidora.")
+    fresh.sub, fresh.exp = principal.id, int(time.time()) + SESSION_TTL_S
     request.state.portal_session = fresh
     return go(request, "/portal/servicos")
 

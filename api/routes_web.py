@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import web_views as views
-from api.auth import AuthError, Principal
+from api.auth import Principal
 from api.deps import AUDITORS, actor_of
 from api.web_common import (  # noqa: F401 - names kept importable from here
     HTMX,
@@ -44,13 +43,14 @@ from api.web_common import (  # noqa: F401 - names kept importable from here
     with_cookie,
 )
 from api.web_session import (
-    LOGIN_TTL_S,
     PERSONAS,
     SESSION_TTL_S,
     WEB_ROLES,
+    LoginFailed,
+    begin_login,
     csrf_ok,
+    finish_login,
     new_session,
-    pkce_pair,
 )
 from domain import reasons as catalogue
 from models import ids
@@ -124,12 +124,8 @@ async def login_oidc(request: Request) -> Response:
     web = web_of(request)
     if web.oidc is None:
         return go(request, "/ui/entrar")
-    session = session_of(request)
-    verifier, challenge = pkce_pair()
-    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    session.login = {"state": state, "nonce": nonce, "verifier": verifier, "at": str(int(time.time()))}
     try:
-        url = await web.oidc.authorize_url(_redirect_uri(request, web), state, nonce, challenge)
+        url = await begin_login(session_of(request), web.oidc, _redirect_uri(request, web))
     except Exception as error:  # noqa: BLE001
         log.warning("oidc discovery failed: %s", type(error).__name__)
         return render(request, "erro.html", status_code=503, title="Provedor de identidade indisponível",
@@ -146,27 +142,15 @@ def _redirect_uri(request: Request, web: Web) -> str:
 async def oidc_return(request: Request) -> Response:
     web = web_of(request)
     session = session_of(request)
-    login, session.login = session.login, None
-    params = request.query_params
     fail = lambda text: render(request, "erro.html", status_code=400, title="Não foi possível entrar", message=text)  # noqa: E731
-    if web.oidc is None or not login:
+    if web.oidc is None:
+        session.login = None
         return fail("Nenhum login em andamento nesta sessão. Volte à página de entrada.")
-    if params.get("error"):
-        return fail(f"O provedor de identidade recusou o login ({params.get('error')[:64]}).")
-    if not secrets.compare_digest(str(params.get("state", "")), login["state"]) or \
-            time.time() - int(login["at"]) > LOGIN_TTL_S:
-        return fail("O retorno do provedor não corresponde a este login (state) ou demorou demais.")
-    code = params.get("code") or ""
-    if not code or len(code) > 2048:
-        return fail("O provedor não devolveu o código de autorização.")
     try:
-        tokens = await web.oidc.exchange(code, _redirect_uri(request, web), login["verifier"])
-        principal = await run_in_threadpool(web.gd.verifier.verify, f"Bearer {tokens['access_token']}")
-    except AuthError as error:
-        return fail(f"Token do provedor recusado: {error.message}.")
-    except Exception as error:  # noqa: BLE001
-        log.warning("oidc exchange failed: %s", type(error).__name__)
-        return fail("A troca do código pelo token falhou; tente entrar de novo.")
+        principal = await finish_login(session, request.query_params, web.oidc, _redirect_uri(request, web),
+                                       web.gd.verifier.verify)
+    except LoginFailed as error:
+        return fail(error.message)
     if not any(r in WEB_ROLES for r in principal.roles):
         return fail("Sua conta não tem papel de analista, supervisor(a), inspetor(a) ou auditor(a).")
     fresh = new_session()

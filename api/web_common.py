@@ -63,7 +63,9 @@ class Web:
         self.settings = WebSettings()
         self.signer = Signer(self.settings.session_key)
         self.dev = gd.api.auth_mode == "dev"
-        self.oidc = None if self.dev else OidcClient(gd.api.issuer, self.settings)
+        self.oidc = None if self.dev else OidcClient(
+            gd.api.issuer, self.settings.oidc_client_id, self.settings.oidc_client_secret,
+            self.settings.oidc_discovery_url)
         self.inputs: dict[str, dict[str, Any]] = {}
 
 

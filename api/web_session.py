@@ -137,11 +137,13 @@ def pkce_pair() -> tuple[str, str]:
 
 
 class OidcClient:
-    """The issuer's endpoints (discovery, cached) and the code exchange."""
+    """The issuer's endpoints (discovery, cached) and the code exchange for one client
+    (the inbox's ``GD_WEB_OIDC_*``, the portal's ``GD_PORTAL_OIDC_*``)."""
 
-    def __init__(self, issuer: str, web: WebSettings):
+    def __init__(self, issuer: str, client_id: str, client_secret: str | None = None,
+                 discovery_url: str | None = None):
         self.issuer = issuer.rstrip("/")
-        self.web = web
+        self.client_id, self.client_secret, self.discovery_url = client_id, client_secret, discovery_url
         self._discovery: dict[str, Any] | None = None
 
     async def discovery(self) -> dict[str, Any]:
@@ -149,7 +151,7 @@ class OidcClient:
 
         if self._discovery is None:
             async with httpx.AsyncClient(timeout=5.0) as http:
-                url = self.web.oidc_discovery_url or f"{self.issuer}/.well-known/openid-configuration"
+                url = self.discovery_url or f"{self.issuer}/.well-known/openid-configuration"
                 answer = await http.get(url)
                 answer.raise_for_status()
                 found = answer.json()
@@ -164,7 +166,7 @@ class OidcClient:
 
         endpoint = (await self.discovery())["authorization_endpoint"]
         query = urlencode({
-            "response_type": "code", "client_id": self.web.oidc_client_id, "redirect_uri": redirect_uri,
+            "response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri,
             "scope": "openid profile", "state": state, "nonce": nonce,
             "code_challenge": challenge, "code_challenge_method": "S256",
         })
@@ -176,10 +178,10 @@ class OidcClient:
         endpoint = (await self.discovery())["token_endpoint"]
         form = {
             "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "client_id": self.web.oidc_client_id, "code_verifier": verifier,
+            "client_id": self.client_id, "code_verifier": verifier,
         }
-        if self.web.oidc_client_secret:
-            form["client_secret"] = self.web.oidc_client_secret
+        if self.client_secret:
+            form["client_secret"] = self.client_secret
         async with httpx.AsyncClient(timeout=10.0) as http:
             answer = await http.post(endpoint, data=form)
         if answer.status_code != 200:
@@ -188,3 +190,55 @@ class OidcClient:
         if not isinstance(tokens.get("access_token"), str):
             raise ValueError("resposta do provedor sem access_token")
         return tokens
+
+
+# --- the login's two legs, shared by the inbox (/ui) and the portal (/portal) --------------
+
+
+class LoginFailed(Exception):
+    """Why an OIDC return lets nobody in (pt-BR, for the error page)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+async def begin_login(session: Session, client: OidcClient, redirect_uri: str) -> str:
+    """Keep state, nonce and the PKCE verifier in the session; the provider's URL to go to
+    (raises when the discovery document cannot be read)."""
+    verifier, challenge = pkce_pair()
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    session.login = {"state": state, "nonce": nonce, "verifier": verifier, "at": str(int(time.time()))}
+    return await client.authorize_url(redirect_uri, state, nonce, challenge)
+
+
+async def finish_login(session: Session, params: Any, client: OidcClient, redirect_uri: str,
+                       verify: Any) -> Principal:
+    """The provider's return: check the state (and the login's age), exchange the code with
+    the PKCE verifier, verify the access token with ``verify`` (the API's own verifier, so
+    the pages accept exactly who the API accepts). The login under way is spent either way."""
+    import logging
+
+    from starlette.concurrency import run_in_threadpool
+
+    from api.auth import AuthError
+
+    login, session.login = session.login, None
+    if not login:
+        raise LoginFailed("Nenhum login em andamento nesta sessão. Volte à página de entrada.")
+    if params.get("error"):
+        raise LoginFailed(f"O provedor de identidade recusou o login ({str(params.get('error'))[:64]}).")
+    if not secrets.compare_digest(str(params.get("state", "")), login["state"]) or \
+            time.time() - int(login["at"]) > LOGIN_TTL_S:
+        raise LoginFailed("O retorno do provedor não corresponde a este login (state) ou demorou demais.")
+    code = params.get("code") or ""
+    if not code or len(code) > 2048:
+        raise LoginFailed("O provedor não devolveu o código de autorização.")
+    try:
+        tokens = await client.exchange(code, redirect_uri, login["verifier"])
+        return await run_in_threadpool(verify, f"Bearer {tokens['access_token']}")
+    except AuthError as error:
+        raise LoginFailed(f"Token do provedor recusado: {error.message}.") from None
+    except Exception as error:  # noqa: BLE001
+        logging.getLogger("gd.web").warning("oidc exchange failed: %s", type(error).__name__)
+        raise LoginFailed("A troca do código pelo token falhou; tente entrar de novo.") from None

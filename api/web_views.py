@@ -87,6 +87,8 @@ EVENT_TEXT = {
     "answer_inquiry": "Consulta respondida",
     "inspection_approved": "Vistoria aprovada",
     "withdraw": "Desistência",
+    "lapse": "NS reprovada por decurso de prazo (24 h sem cadastro no APR Web)",
+    "cancel_lapse": "Cancelada por decurso de prazo",
 }
 
 # The e-mails by template, as their subjects say them (templates/email/*.subject.j2).

@@ -60,6 +60,8 @@ class AccessState(Model):
     notifications: list[Notification] = []
     inspection_findings: list[str] = []
     beneficiaries_workflow_id: str | None = None
+    # The intake's keyed hash of the customer's CPF/CNPJ (the store's portal lookup).
+    customer_digest: str | None = None
     assignee: str | None = None
     search_attributes: dict[str, Any] = {}
     pending: list[Union[Transition, EmailRequest, StartChild]] = []

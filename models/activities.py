@@ -22,6 +22,9 @@ class IntakeResult(Model):
     problems: list[Problem] = []
     # The input as validated and normalised (digits only, upper-case CNPJ, …); None if refused.
     normalized: dict[str, Any] | None = None
+    # An accepted access request: the keyed hash of its customer's CPF/CNPJ
+    # (activities/digests.py), carried to every RequestRow; never the clear document.
+    customer_digest: str | None = None
 
 
 class NumberRequest(Model):
@@ -53,6 +56,8 @@ class RequestRow(Model):
     cycle: int = 0
     # The deadline's clock is paused (REN art. 64 pause): "prazo suspenso" in the inbox.
     clock_paused: bool = False
+    # The customer's CPF/CNPJ as a keyed hash (activities/digests.py): the portal's lookup.
+    customer_digest: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -70,11 +70,17 @@ class GdSettings(BaseSettings):
     # ``installation``, `gd installations import`): "on", or "off" for a distributor
     # without an export yet (README "Base de clientes").
     installations_check: Literal["on", "off"] = "on"
+    # The key of the keyed hash (HMAC-SHA256) of a request's customer CPF/CNPJ kept in
+    # request_record.customer_digest, so the portal finds a customer's requests without
+    # the clear document in the store (activities/digests.py). Set the same value on the
+    # worker and the API (``python -c "import secrets; print(secrets.token_urlsafe(32))"``);
+    # unset: a fixed public key (dev only: a CPF's hash could then be brute-forced).
+    document_key: SecretStr | None = None
 
     @field_validator(
         "blob_url", "s3_endpoint_url", "temporal_tls_cert", "temporal_tls_key",
         "temporal_tls_ca", "temporal_tls_server_name", "temporal_api_key", "metrics_address",
-        mode="before",
+        "document_key", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

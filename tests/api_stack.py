@@ -87,17 +87,29 @@ async def wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: 
 
 
 @asynccontextmanager
-async def running_stack(tmp: Path, *, worker_process: bool = False) -> AsyncIterator[Stack]:
+async def running_stack(tmp: Path, *, worker_process: bool = False,
+                        time_skipping: bool = False) -> AsyncIterator[Stack]:
     """The stack; ``worker_process`` runs the worker as its own process (the benchmark:
-    then neither the worker nor the API shares the driver's event loop or GIL)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_startup_timeout=SERVER_STARTUP,
-        data_converter=data_converter(),
-        dev_server_existing_path=str(BIN / "temporal"),
-        search_attributes=list(sa.ALL_KEYS),
-        dev_server_log_level="error",
-        ui=False,
-    )
+    then neither the worker nor the API shares the driver's event loop or GIL);
+    ``time_skipping`` puts it on the time-skipping test server instead of the dev server:
+    its clock runs as the wall clock until the test calls ``stack.env.sleep(...)``, which
+    jumps it (a 24-hour window lapses in a second; the portal's lapsed-NS test)."""
+    if time_skipping:
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_startup_timeout=SERVER_STARTUP,
+            data_converter=data_converter(),
+            test_server_existing_path=str(BIN / "temporal-test-server"),
+        )
+        await sa.register(env.client, "default")
+    else:
+        env = await WorkflowEnvironment.start_local(
+            dev_server_startup_timeout=SERVER_STARTUP,
+            data_converter=data_converter(),
+            dev_server_existing_path=str(BIN / "temporal"),
+            search_attributes=list(sa.ALL_KEYS),
+            dev_server_log_level="error",
+            ui=False,
+        )
     smtp = SmtpSink()
     smtp.start()
     issuer = Issuer().start()

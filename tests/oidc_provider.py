@@ -32,10 +32,18 @@ from jwt.algorithms import RSAAlgorithm
 
 AUDIENCE = "gd-orchestrator"
 CLIENT_ID = "gd-inbox"
+# The clients it knows: the web inbox's and the portal's.
+CLIENTS = (CLIENT_ID, "gd-portal")
 USERS = {
     "ana.analista": ["analyst"],
     "sonia.supervisora": ["supervisor"],
     "rt.joao": ["technician"],
+    "maria.cliente": ["customer"],
+}
+# The API's party claims (API.md) a user's access token carries.
+CLAIMS = {
+    "rt.joao": {"gd_council_key": "CREA-MG-123456"},
+    "maria.cliente": {"gd_document": "52998224725"},
 }
 
 
@@ -99,12 +107,12 @@ def handler_for(provider: Provider):
                 provider.note({"event": "authorize", **{k: q.get(k) for k in (
                     "response_type", "client_id", "redirect_uri", "code_challenge_method", "scope")},
                     "has_challenge": bool(q.get("code_challenge")), "has_state": bool(q.get("state"))})
-                if q.get("response_type") != "code" or q.get("client_id") != CLIENT_ID \
+                if q.get("response_type") != "code" or q.get("client_id") not in CLIENTS \
                         or q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
                     return self._send(400, "pedido de autorização inválido (PKCE S256 obrigatório)".encode(), "text/plain; charset=utf-8")
                 hidden = "".join(
                     f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-                    for k, v in q.items() if k in ("redirect_uri", "state", "code_challenge", "nonce")
+                    for k, v in q.items() if k in ("redirect_uri", "state", "code_challenge", "nonce", "client_id")
                 )
                 options = "".join(f'<option value="{u}">{u}</option>' for u in USERS)
                 page = (
@@ -131,6 +139,7 @@ def handler_for(provider: Provider):
                     provider.codes[code] = {
                         "user": form["user"], "redirect_uri": form.get("redirect_uri"),
                         "challenge": form.get("code_challenge"), "nonce": form.get("nonce"), "at": time.time(),
+                        "client_id": form.get("client_id"),
                     }
                 target = f"{form.get('redirect_uri')}?{urlencode({'code': code, 'state': form.get('state', '')})}"
                 return self._send(302, b"", "text/plain", {"Location": target})
@@ -143,15 +152,15 @@ def handler_for(provider: Provider):
                     expected = grant["challenge"]
                 computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
                 ok = (grant is not None and form.get("grant_type") == "authorization_code"
-                      and form.get("client_id") == CLIENT_ID and form.get("redirect_uri") == grant["redirect_uri"]
+                      and form.get("client_id") == grant["client_id"] and form.get("redirect_uri") == grant["redirect_uri"]
                       and verifier and secrets.compare_digest(computed, expected or "")
                       and time.time() - grant["at"] < 120)
                 provider.note({"event": "token", "ok": bool(ok), "has_verifier": bool(verifier)})
                 if not ok:
                     return self._json(400, {"error": "invalid_grant"})
                 user = grant["user"]
-                access = provider.token(user, AUDIENCE, roles=USERS[user])
-                id_token = provider.token(user, CLIENT_ID, nonce=grant["nonce"])
+                access = provider.token(user, AUDIENCE, roles=USERS[user], **CLAIMS.get(user, {}))
+                id_token = provider.token(user, grant["client_id"], nonce=grant["nonce"])
                 return self._json(200, {"access_token": access, "id_token": id_token, "token_type": "Bearer",
                                         "expires_in": 600})
             self._send(404, b"not found", "text/plain")

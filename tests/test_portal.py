@@ -21,6 +21,16 @@ import pytest_asyncio
 from domain import reasons as catalogue
 from tests import api_stack
 from tests.pdf_fixture import make_pdf
+from tests.store_fixtures import (  # noqa: F401
+    access_raw,
+    blobs,
+    database,
+    make_cpf,
+    records,
+    set_technician,
+    store,
+    upload_pdf,
+)
 
 from tests.test_api import Who
 from tests.web_stack import SHOTS, DevTokens, axe_serious, browser, have_chromium
@@ -166,6 +176,12 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
         assert r.status_code == 200, r.text
     third = await mail_to(stack, rt_email, "DefinirSenha.aspx?token=", since)
     link = re.search(r"(http://\S+DefinirSenha\.aspx\?token=\S+)", third).group(1)
+    # the guide's three e-mails, one from each sender (AGV login, APR approval, APR password)
+    wanted, give_up = {"agv@cemig.com.br", "part_apr@cemig.com.br", "Partweb@cemig.com.br"}, 20
+    while (senders := {str(m["From"]) for m in stack.smtp.messages[since:] if rt_email in str(m["To"])}) != wanted:
+        assert give_up > 0 and senders < wanted, senders
+        give_up -= 1
+        await asyncio.sleep(0.5)
     assert link.startswith(base + "/portal/")
 
     # 3. the set-password page from the e-mail's link: a weak password first
@@ -190,6 +206,18 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
             "csrf": csrf, "perfil": "technician", "login": rt_key, "token": token,
             "senha": PASSWORD + "x", "confirmacao": PASSWORD + "x"})
         assert again.status_code == 422 and "já utilizado" in again.text
+        # "Esqueci a senha": a new single-use link to the RT's registered e-mail
+        before = len(stack.smtp.messages)
+        page_html = (await http.get("/portal/esqueci-senha")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)
+        sent = await http.post("/portal/esqueci-senha", data={"csrf": csrf, "perfil": "technician", "login": rt_key})
+        assert sent.status_code == 200 and 'id="enviado"' in sent.text
+        forgot = await mail_to(stack, rt_email, "/portal/definir-senha?token=", before)
+        token = re.search(r"/portal/definir-senha\?token=(\S+)", forgot).group(1)
+        reset = await http.post("/portal/definir-senha", data={
+            "csrf": csrf, "perfil": "technician", "login": rt_key, "token": token,
+            "senha": PASSWORD, "confirmacao": PASSWORD}, follow_redirects=False)
+        assert reset.status_code == 303 and reset.headers["location"] == "/portal/entrar"
 
     # 4. login (council key + password)
     await page.get_by_label(re.compile(r"^Login( \*)?$")).fill(rt_key)
@@ -369,9 +397,131 @@ async def test_rt_and_customer_from_registration_to_vistoria_on_a_phone(stack, c
         assert r.status_code == 303 and r.headers["location"] == "/portal/entrar"
 
 
+async def test_customer_files_a_consulta_from_the_tab_and_reads_the_answer(stack, chromium):
+    """Consulta de acesso (the guide's first service): filed by the customer from the tab,
+    answered by the analyst, read in Meus pedidos; also the end-to-end proof that a request
+    recorded by the workflow carries the customer's digest (the list is a lookup by it)."""
+    from activities.store import Store
+    from api import portal_accounts as accounts
+
+    cpf, email = "39053344705", "jose.consulta@example.com.br"
+    store = Store(stack.settings.database_url)
+    try:
+        accounts.set_password(store, "customer", cpf, PASSWORD)
+    finally:
+        store.dispose()
+    base = stack.base_url
+    context = await chromium.new_context(viewport={"width": 360, "height": 740}, locale="pt-BR")
+    page = await context.new_page()
+    await page.goto(f"{base}/portal/entrar")
+    await page.get_by_label("Cliente (login: CPF ou CNPJ)").check()
+    await page.get_by_label(re.compile(r"^Login( \*)?$")).fill("390.533.447-05")
+    await page.get_by_label(re.compile(r"^Senha( \*)?$")).fill(PASSWORD)
+    await page.get_by_role("button", name="Entrar").click()
+    await page.wait_for_url(re.compile(r"/portal/servicos$"))
+    await page.get_by_role("link", name="Fazer uma consulta").click()
+    assert "***.533.447-**" in await page.locator("form[data-validar]").inner_text()  # the customer's own, masked
+    form = page.locator("form[data-validar]")
+    await form.get_by_label("Nome do cliente (titular)").fill("José da Consulta")
+    await form.get_by_label("E-mail do cliente").fill(email)
+    await form.get_by_label("Potência instalada (kW)").fill("12,5")
+    await fits(page)
+    await shot(page, "portal-inquiry-form-360")
+    await form.get_by_role("button", name="Enviar a consulta").click()
+    await page.wait_for_load_state()
+    assert re.search(r"/portal/pedidos/p[0-9a-f]+$", page.url), await page.locator("main").inner_text()
+    rid = page.url.rsplit("/", 1)[1]
+    assert "Consulta registrada" in await page.locator("main").inner_text()
+    assert "Consulta aguardando resposta" in await page.locator(".situacao").inner_text()
+
+    await page.get_by_role("link", name="Meus pedidos").first.click()
+    item = page.locator(".lista-pedidos li", has=page.locator(f"a[href='/portal/pedidos/{rid}']"))
+    listed = await item.inner_text()
+    assert "Consulta de acesso" in listed and "Consulta aguardando resposta" in listed
+    assert "a distribuidora (análise)" in listed
+
+    await until_status(stack, rid, "AWAITING_ANSWER")
+    answer = "Há margem no alimentador para 12,5 kW em 0,22 kV; a solicitação pode seguir sem obras."
+    async with stack.http() as http:
+        r = await http.post(f"/api/v1/requests/{rid}/actions/answer_inquiry", headers=stack.who.analyst(),
+                            json={"answer": answer})
+        assert r.status_code == 200, r.text
+    await until_status(stack, rid, "ANSWERED")
+    await mail_to(stack, email, "", 0)
+    await page.reload()
+    listed = await item.inner_text()
+    assert "Consulta respondida" in listed and "ninguém (encerrado)" in listed
+    await fits(page)
+    await item.get_by_role("link").click()
+    await page.wait_for_url(re.compile(rf"/portal/pedidos/{rid}$"))
+    decisions = await page.locator(".decisoes").inner_text()
+    assert "Consulta respondida" in decisions and answer in decisions
+    await fits(page)
+    await shot(page, "portal-inquiry-answered-360")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await fits(page)
+    await shot(page, "portal-inquiry-answered-1280")
+    await context.close()
+
+
+async def test_a_customer_sees_their_oldest_request_by_the_digest_and_no_one_elses(records, store, blobs):
+    """Meus pedidos of a customer is an index lookup on request_record.customer_digest (the
+    keyed hash of the CPF, filled at intake), not a scan of the newest requests: a request
+    older than 600 others is still listed, another customer's never is."""
+    import hashlib
+    import hmac
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+
+    from activities.tables import RequestRecord
+    from api import portal_data as data
+    from models.activities import IntakeCheck, RequestRow, Transition
+
+    holder, other = make_cpf(123456789), make_cpf(222333444)
+    ref = upload_pdf(store, blobs)
+    set_technician(records, "CREA-MG-12345", "APPROVED")
+    # the intake of the holder's request gives the keyed hash (HMAC-SHA256, dev key), never the CPF
+    result = records.validate_intake(IntakeCheck(process="access", workflow_id="gd-request-req-old",
+                                                 raw=access_raw([ref], request_id="req-old", cpf=holder)))
+    assert result.problems == []
+    expected = hmac.new(b"gd-orchestrator dev document key (set GD_DOCUMENT_KEY)", holder.encode(),
+                        hashlib.sha256).hexdigest()
+    assert result.customer_digest == expected
+    old = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+    records.record_transition(Transition(
+        workflow_id="gd-request-req-old", event_key="0001-received", process="access", action="received",
+        status="AWAITING_APR", at=old, request=RequestRow(
+            workflow_id="gd-request-req-old", request_id="req-old", kind="request", status="AWAITING_APR",
+            installation_number="3001234567", customer_digest=result.customer_digest, created_at=old, updated_at=old)))
+    # 600 newer requests of another customer, straight into the store
+    theirs = hmac.new(b"gd-orchestrator dev document key (set GD_DOCUMENT_KEY)", other.encode(),
+                      hashlib.sha256).hexdigest()
+    table = RequestRecord.__table__
+    with store.connection() as conn:
+        conn.execute(table.insert(), [
+            {"workflow_id": f"gd-request-n{i}", "request_id": f"n{i}", "kind": "request", "status": "UNDER_ANALYSIS",
+             "customer_digest": theirs, "sla_breaches": 0, "cycle": 0, "clock_paused": False,
+             "created_at": old + timedelta(hours=1 + i), "updated_at": old + timedelta(hours=1 + i)}
+            for i in range(600)])
+        stored = conn.execute(sa.select(table).where(table.c.workflow_id == "gd-request-req-old")).one()
+    assert holder not in [str(v) for v in stored]  # no clear CPF in the row
+    portal = SimpleNamespace(gd=SimpleNamespace(store=store))
+    mine = await data.requests_of(portal, "customer", document=holder)
+    assert [r.request_id for r in mine] == ["req-old"]
+    seen = await data.requests_of(portal, "customer", document=other)
+    assert "req-old" not in [r.request_id for r in seen] and seen[0].request_id == "n599"
+    assert await data.requests_of(portal, "customer", document=make_cpf(333444555)) == []
+
+
 async def test_login_lockout_honeypot_and_csrf(stack):
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         page = await http.get("/portal/entrar")
+        # no GD_PORTAL_OIDC_CLIENT_ID (and dev auth): no identity-provider login offered
+        assert "Entrar com a conta da distribuidora" not in page.text
+        r = await http.get("/portal/entrar/oidc", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/portal/entrar"
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
         # no CSRF token: refused, nothing done
         r = await http.post("/portal/entrar", data={"perfil": "technician", "login": "CREA-MG-999999", "senha": "x"})
@@ -413,3 +563,32 @@ async def test_login_lockout_honeypot_and_csrf(stack):
         store.dispose()
     # no CPF in the API's log
     assert CPF not in stack.api_log.read_text() and "11144477735" not in stack.api_log.read_text()
+
+
+async def test_rate_limits_on_login_and_registration_by_address(stack):
+    """Last in the module: it spends this address' allowance (20 logins a minute, 5
+    registrations in 10 minutes); the 429 page says to wait, and nothing is started."""
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        page = await http.get("/portal/entrar")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        codes = []
+        for i in range(25):  # a different login each time: the per-login limit is another one
+            r = await http.post("/portal/entrar", data={"csrf": csrf, "perfil": "technician",
+                                                        "login": f"CREA-MG-99{i:04d}", "senha": "qualquer-coisa-1"})
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                break
+        assert codes[-1] == 429 and set(codes[:-1]) == {401}, codes
+        assert "Muitas tentativas deste endereço" in r.text
+        page = await http.get("/portal/cadastro-rt")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        codes = []
+        for i in range(7):
+            r = await http.post("/portal/cadastro-rt", data={
+                "csrf": csrf, "name": "Teste Limite", "cpf": "111.444.777-00", "email": "limite@example.com",
+                "phone": "31 98888-7777", "council": "CREA", "uf": "MG", "registration": f"77710{i}"})
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                break
+        assert codes[-1] == 429 and set(codes[:-1]) == {422}, codes
+        assert "Muitos cadastros enviados deste endereço" in r.text

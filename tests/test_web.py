@@ -223,9 +223,15 @@ async def test_analyst_works_a_request_from_queue_to_parecer(stack, chromium):
     attached = [p.get_content() for p in mails[0].iter_attachments() if p.get_content_type() == "application/pdf"]
     assert parecer in attached
 
-    # the history shows every step, the e-mails are listed with masked recipients
-    await page.reload()
-    history = await page.locator("#historico-t + ol").inner_text()
+    # the history shows every step, the e-mails are listed with masked recipients (the store
+    # records the approval in its own activity: the e-mail may arrive first, so wait for it)
+    give_up = loop.time() + 20
+    while True:
+        await page.reload()
+        history = await page.locator("#historico-t + ol").inner_text()
+        if "Parecer de acesso emitido" in history or loop.time() > give_up:
+            break
+        await asyncio.sleep(0.3)
     for step in ("Cadastro no APR Web", "Atribuída", "Suspensa com pendências", "Reanálise solicitada",
                  "Parecer de acesso emitido"):
         assert step in history, history

@@ -259,6 +259,7 @@ class AccessRequestWorkflow:
             created_at=now,
             updated_at=now,
             documents=list(inp.documents),
+            customer_digest=result.customer_digest,
         )
         if inp.kind == "inquiry":
             await self._set_deadline("inquiry_answer", now)

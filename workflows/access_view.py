@@ -57,6 +57,7 @@ def transition(state: AccessState, action: str, *, actor=None, reasons=None, doc
             technician=technician_key(state),
             cycle=state.cycle,
             clock_paused=bool(deadline and deadline.paused_at is not None),
+            customer_digest=state.customer_digest,
             created_at=state.created_at,
             updated_at=state.updated_at,
         ),
