@@ -14,3 +14,4 @@ echo "KEYCLOAK_ADMIN_PASSWORD=$(secret)"
 echo "GRAFANA_ADMIN_PASSWORD=$(secret)"
 # The web inbox's session cookie key, shared by every API instance.
 echo "GD_WEB_SESSION_KEY=$(rand 32)"
+echo "GD_DOCUMENT_KEY=$(rand 32)"

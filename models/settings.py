@@ -94,7 +94,9 @@ def startup_problems(settings: GdSettings, environ: dict[str, str] | None = None
     """Why a worker must not start with these settings (pt-BR, one line each); none in dev.
 
     Outside dev: e-mails carry credentials and personal data, so a relay that is not this
-    machine needs TLS; and payloads carry personal data, so GD_CODEC_KEYS must be set."""
+    machine needs TLS; payloads carry personal data, so GD_CODEC_KEYS must be set; and the
+    customer-document digest (activities/digests.py) is keyed by GD_DOCUMENT_KEY, whose
+    public dev default would let anyone who reads the store test a CPF against it."""
     import os
 
     if settings.env.strip().lower() == "dev":
@@ -112,6 +114,11 @@ def startup_problems(settings: GdSettings, environ: dict[str, str] | None = None
         problems.append(
             "GD_CODEC_KEYS não definida: fora de GD_ENV=dev os payloads devem ser cifrados "
             "(gere uma chave com `python -m codec new-key`)"
+        )
+    if settings.document_key is None:
+        problems.append(
+            "GD_DOCUMENT_KEY não definida: fora de GD_ENV=dev o resumo do CPF/CNPJ do cliente "
+            "usa uma chave secreta, a mesma em workers, API e `gd db upgrade`"
         )
     return problems
 

@@ -294,10 +294,12 @@ def test_outside_dev_the_worker_refuses_a_remote_relay_in_clear_and_clear_payloa
         "worker não iniciado: GD_SMTP_HOST=smtp.cemig.com.br não é local e o envio seria "
         "sem TLS: defina GD_SMTP_STARTTLS=true (porta 587) ou GD_SMTP_SSL=true (porta 465), "
         "ou GD_ENV=dev; GD_CODEC_KEYS não definida: fora de GD_ENV=dev os payloads devem "
-        "ser cifrados (gere uma chave com `python -m codec new-key`)")
+        "ser cifrados (gere uma chave com `python -m codec new-key`); GD_DOCUMENT_KEY não "
+        "definida: fora de GD_ENV=dev o resumo do CPF/CNPJ do cliente usa uma chave secreta, "
+        "a mesma em workers, API e `gd db upgrade`")
     assert startup_problems(GdSettings(env="dev", smtp_host="smtp.cemig.com.br"), {}) == []
-    assert startup_problems(GdSettings(smtp_host="smtp.cemig.com.br", smtp_starttls=True),
-                            {"GD_CODEC_KEYS": "k1:x"}) == []
+    assert startup_problems(GdSettings(smtp_host="smtp.cemig.com.br", smtp_starttls=True,
+                                       document_key="k" * 32), {"GD_CODEC_KEYS": "k1:x"}) == []
 
 
 # --- 7. smaller ------------------------------------------------------------------------------
