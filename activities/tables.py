@@ -202,7 +202,7 @@ class Outbox(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=300)
     template: str = Field(max_length=100)
-    status: str = Field(max_length=16)  # "sending" | "sent" | "refused"
+    status: str = Field(max_length=16, index=True)  # "sending" | "sent" | "refused"
     attempts: int = 0
     message_id: Optional[str] = Field(default=None, max_length=300)
     detail: Optional[str] = Field(default=None)
