@@ -1,6 +1,7 @@
 """Scale-out, proven on this machine (issue 20, item 5).
 
-Three ``gd worker`` processes and two ``gd api`` processes, each started in a working
+Three worker processes and two API processes (``python -m worker`` and ``python -m api``,
+what ``gd worker`` and ``gd api`` run), each started in a working
 directory of its own with its own ``GD_*`` environment and nothing shared on disk, against
 one Temporal dev server (the venv's ``temporal`` binary) and the machine's PostgreSQL (a
 schema of its own, migrated by ``gd db upgrade``; documents in the store's
@@ -15,8 +16,13 @@ with the same Idempotency-Key), the customer, the RT, the analyst and the inspec
 It drives 40 complete lifecycles through the HTTP API while one worker is SIGKILLed (and
 started again later) and one API process is restarted, then checks what a user would:
 every request reached CONNECTED, every e-mail arrived once (by Message-ID, by template and
-request), every uploaded document reads back with the same SHA-256 from every API
-process, and no worker or API directory holds a file.
+request; a second copy is tolerated only where activities/mail.py says it can happen: the
+outbox shows a second attempt of that key), every uploaded document reads back with the
+same SHA-256 from every API process, each of the three workers did part of the work, and
+no worker or API directory holds a file.
+
+Tokens come from the tests' JWKS issuer (served over HTTP to both API processes), not
+from the dev issuer, whose private key is a file in each API's directory.
 
     .venv/bin/pytest -q tests/test_scale_out.py
 """
