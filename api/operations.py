@@ -49,7 +49,8 @@ async def readyz(request: Request) -> Response:
         checks["temporal"] = "indisponível"
     try:
         await asyncio.wait_for(run_in_threadpool(gd.store.schema_version), 3.0)
-        gd.blobs.root.stat()
+        if hasattr(gd.blobs, "root"):  # a local directory; database/S3 blobs have none
+            gd.blobs.root.stat()
         checks["store"] = "ok"
     except Exception:  # noqa: BLE001
         checks["store"] = "indisponível"
