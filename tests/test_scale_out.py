@@ -33,6 +33,7 @@ import asyncio
 import collections
 import hashlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -344,6 +345,8 @@ async def test_three_workers_two_apis_lose_nothing_when_a_worker_dies_and_an_api
             "GD_TASK_QUEUE": f"gd-scale-{uuid.uuid4().hex[:8]}",
             "GD_DATABASE_URL": database_url,
             "GD_CODEC_KEYS": new_key_entry("k2026a"),
+            # the customer-document digest's key, the same in every process (production rule)
+            "GD_DOCUMENT_KEY": secrets.token_urlsafe(32),
         }
         # An operator's machine: the schema to head, the customer base in.
         ops = tmp_path / "ops"
