@@ -17,6 +17,7 @@ from activities.mail import MailActivities
 from activities.tables import TechnicianSecret
 from gd_client import GdClient, GdRefused
 from models.activities import EmailRequest
+from models.ids import email_change_id
 from models.technician import TechnicianStatus
 from sqlmodel import select
 from tests.test_technician import ANALYST, in_review, start, technician_input
@@ -59,6 +60,12 @@ async def approved_rt(client, task_queue, deps, smtp_sink) -> str:
     return key
 
 
+async def ended(client, key: str) -> str:
+    """The change workflow's final status: it ends once confirmed, expired or locked (and
+    its last store step is written before the test stops the worker)."""
+    return (await client.get_workflow_handle(email_change_id(key)).result()).get("status")
+
+
 async def wait_codes(smtp_sink, count: int = 2):
     messages = await smtp_sink.wait_for_async(count)
     code = [m for m in messages if m["X-GD-Template"] == "technician_email_change_code"]
@@ -95,8 +102,16 @@ async def test_approved_rt_changes_its_email_after_confirming_the_code(
         assert st.status == "CONFIRMED" and st.attempts_left == 4
         assert deps.store.technician_email(key) == NEW
         # Used once: the change has ended, nothing waits for a code any more.
+        assert await ended(client, key) == "CONFIRMED"
         with pytest.raises(GdRefused, match="nenhuma troca de e-mail aguardando confirmação"):
             await gd.confirm_technician_email(key, rt_actor(key), code)
+
+    # The RT's own event log shows who asked and when it took effect; no address in clear.
+    events = [e for e in deps.store.events(f"gd-technician-{key}") if e.action.startswith("email_")]
+    assert [(e.action, e.actor_role, e.status) for e in events] == [
+        ("email_change_requested", "technician", "APPROVED"), ("email_changed", "technician", "APPROVED")]
+    assert all(NEW not in str(e.data) and OLD not in str(e.data) for e in events)
+    assert "j***@exemplo.org" in events[1].data["notes"]
 
     # A later e-mail to the RT (as every AccessRequest addresses it) goes to the new address.
     smtp_sink.clear()
@@ -124,6 +139,7 @@ async def test_an_analyst_corrects_it_while_the_registration_is_in_review(
         assert "por um analista da Cemig" in notice[0].get_body(preferencelist=("plain",)).get_content()
         st = await gd.confirm_technician_email(key, ANALYST, code_in(code_mail[0]))
         assert st.status == "CONFIRMED"
+        assert await ended(client, key) == "CONFIRMED"
         smtp_sink.clear()
         await handle.execute_update("approve", {"actor": ANALYST})
         result: TechnicianStatus = await handle.result()
@@ -150,6 +166,7 @@ async def test_an_expired_code_is_refused_and_changes_nothing(
         with pytest.raises(GdRefused, match=r"^code: código expirado"):
             await gd.confirm_technician_email(key, rt_actor(key), code)
         assert (await gd.email_change_status(key)).status == "EXPIRED"
+        assert await ended(client, key) == "EXPIRED"
     assert deps.store.technician_email(key) == OLD
 
 
@@ -185,6 +202,7 @@ async def test_a_stranger_rt_a_same_address_and_brute_force_are_refused(
         # Locked: even the right code no longer works.
         with pytest.raises(GdRefused, match="tentativas esgotadas"):
             await gd.confirm_technician_email(key, rt_actor(key), code)
+        assert await ended(client, key) == "LOCKED"
     assert deps.store.technician_email(key) == OLD
     with deps.store.session(write=False) as s:
         secret = s.exec(select(TechnicianSecret).where(
@@ -203,4 +221,5 @@ async def test_a_rejected_rt_cannot_change_its_email(client, task_queue, real_wo
         await handle.result()
         with pytest.raises(GdRefused, match=r"change_email: não permitido no status REJECTED") as caught:
             await gd.change_technician_email(key, rt_actor(key), NEW)
+        assert await ended(client, key) == "IDLE"
     assert caught.value.kind == "StatusRefused"

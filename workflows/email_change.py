@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         EmailCodeRequest,
         EmailRequest,
         EmailResult,
+        Transition,
     )
     from models.common import Actor, InputRefused, Notification, StatusRefused, parse_or_refuse
     from models.ids import EMAIL_CHANGE_PREFIX, TECHNICIAN_PREFIX
@@ -125,9 +126,22 @@ class TechnicianEmailChangeWorkflow:
             if isinstance(effect, EmailCodeRequest):
                 note = await _send_code(effect)
             else:
-                note = await common.send_quietly(effect)
-            self.notifications.append(note)
+                note = await common.run_effect(effect)
+            if note is not None:
+                self.notifications.append(note)
             self.pending.pop(0)
+
+    def _record(self, action: str, actor: Actor | None, status: str, data: dict[str, Any],
+                at_index: int | None = None) -> None:
+        """A step in the RT's own event log (the registration's workflow id: its page and
+        timeline show who asked and when it took effect). No address, only the hint."""
+        info = workflow.info()
+        step = Transition(
+            workflow_id=TECHNICIAN_PREFIX + self.technician,
+            event_key=f"email-{self.round}-{info.run_id}-{action}",
+            process="technician", action=action, status=status, at=workflow.now(),
+            actor=common.on_record(actor), data=data)
+        self.pending.insert(len(self.pending) if at_index is None else at_index, step)
 
     # --- updates -------------------------------------------------------------------
 
@@ -177,7 +191,13 @@ class TechnicianEmailChangeWorkflow:
                     raise InputRefused("email: o novo e-mail é igual ao já cadastrado; nada a trocar")
             except InputRefused as refused:
                 raise _refusal(refused) from None
+            before = len(self.pending)
             self._request(parsed, facts.email)
+            # Recorded before its e-mails: a mail outage does not hold the log back.
+            self._record("email_change_requested", parsed.actor, facts.status or "", {
+                "expires_at": common.iso(self.expires_at),
+                "notes": f"código enviado a {email_hint(parsed.email)}; aviso ao endereço atual"},
+                at_index=before)
         return self._snapshot()
 
     @change_email.validator
@@ -236,6 +256,8 @@ class TechnicianEmailChangeWorkflow:
             self.status = "CONFIRMED"
             self.confirmed_at = workflow.now()
             self.seq += 1
+            self._record("email_changed", parsed.actor, facts.status or "", {
+                "notes": f"novo e-mail {email_hint(self.new_email)} confirmado com o código"})
             if facts.status == "PENDING_REVIEW":
                 await self._tell_registration(self.new_email)
         return self._snapshot()
