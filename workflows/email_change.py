@@ -213,6 +213,7 @@ class TechnicianEmailChangeWorkflow:
         self.new_email = parsed.email
         self.expires_at = workflow.now() + EMAIL_CODE_TTL
         self.attempts = 0
+        self.confirmed_at = None
         self.requested_by = common.on_record(parsed.actor)
         info = workflow.info()
         self.pending.append(EmailCodeRequest(
