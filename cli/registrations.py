@@ -31,7 +31,7 @@ from gd_client import GdRefused, beneficiaries_workflow_id, technician_workflow_
 from models.ids import ACCESS_PREFIX, TECHNICIAN_PREFIX
 from models.names import Updates
 
-technician_app = group("Responsáveis técnicos (CREA/CAU): cadastrar, aprovar, recusar e consultar.")
+technician_app = group("Responsáveis técnicos (CREA/CAU): cadastrar, aprovar, recusar, consultar e corrigir o e-mail.")
 beneficiaries_app = group("Unidades beneficiárias (rateio dos créditos): cadastrar, confirmar, recusar e consultar.")
 
 # --- gd technician -------------------------------------------------------------------------------
