@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # Run a second time on the local dev server (the real persistence, no time skipping).
 # Every file listed must exist: a renamed file fails the run instead of dropping out.
 LOCAL_TESTS := tests/test_access_request.py tests/test_access_e2e.py tests/test_technician.py \
-	tests/test_beneficiaries.py tests/test_client.py tests/test_audit.py tests/test_bad_input.py
+	tests/test_beneficiaries.py tests/test_client.py tests/test_audit.py tests/test_bad_input.py \
+	tests/test_email_change.py
 
 # pytest's own exit status is the target's: 5 (no test collected) fails like any other.
 check_local_tests = missing=""; for f in $(LOCAL_TESTS); do [ -f "$$f" ] || missing="$$missing $$f"; done; \

@@ -89,6 +89,9 @@ from models.common import (
 from models.names import Queries, Updates, Workflows
 from models.settings import GdSettings, get_settings
 from models.technician import (
+    ChangeEmailArgs,
+    ConfirmEmailArgs,
+    EmailChangeStatus,
     TechnicianApproveArgs,
     TechnicianInput,
     TechnicianRejectArgs,
@@ -573,6 +576,77 @@ class GdClient:
             technician_workflow_id(technician), Updates.REJECT, TechnicianRejectArgs,
             TechnicianStatus, actor, reasons=self._reasons(reasons),
         )  # fmt: skip
+
+    # --- the RT's e-mail corrected (workflows/email_change.py) ---------------------------
+
+    async def change_technician_email(self, technician: str, actor: ActorLike, email: str) -> EmailChangeStatus:
+        """Ask to change the RT's e-mail: a code goes to ``email``, a notice to the current
+        address; nothing changes until ``confirm_technician_email``. Starts the RT's
+        TechnicianEmailChange (or joins the pending one, whose code it replaces)."""
+        key = parse_technician_key(technician).key
+        args = _dump(_parse(ChangeEmailArgs, {"actor": _dump(parse_actor(actor)), "email": email},
+                            Updates.CHANGE_EMAIL))
+        workflow_id = ids.email_change_id(key)
+        for attempt in (1, 2):
+            try:
+                handle = await self.client.start_workflow(
+                    Workflows.TECHNICIAN_EMAIL_CHANGE, key, id=workflow_id,
+                    task_queue=self.settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+                return await self._email_update(handle, Updates.CHANGE_EMAIL, args)
+            except RPCError as error:
+                # The run we joined ended between the start and the update: start anew once.
+                if error.status != RPCStatusCode.NOT_FOUND or attempt == 2:
+                    raise self._rpc_error(error, workflow_id) from error
+        raise AssertionError("unreachable")
+
+    async def confirm_technician_email(self, technician: str, actor: ActorLike, code: str) -> EmailChangeStatus:
+        """Confirm the RT's new e-mail with the code it received there."""
+        key = parse_technician_key(technician).key
+        args = _dump(_parse(ConfirmEmailArgs, {"actor": _dump(parse_actor(actor)), "code": code},
+                            Updates.CONFIRM_EMAIL))
+        workflow_id = ids.email_change_id(key)
+        try:
+            return await self._email_update(self.client.get_workflow_handle(workflow_id),
+                                            Updates.CONFIRM_EMAIL, args)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise self._rpc_error(error, workflow_id) from error
+        # Nothing waits: say why (the last change expired, was locked or confirmed).
+        try:
+            last = await self._query(workflow_id, EmailChangeStatus)
+        except GdNotFound:
+            last = None
+        if last is not None and last.status == "EXPIRED":
+            message = "code: código expirado (vale 72 h); nada mudou; peça uma nova troca (change_email)"
+        elif last is not None and last.status == "LOCKED":
+            message = "code: tentativas esgotadas; nada mudou; peça uma nova troca (change_email)"
+        else:
+            message = f"{Updates.CONFIRM_EMAIL}: nenhuma troca de e-mail aguardando confirmação para {key}"
+        refusal = GdRefused(message)
+        refusal.kind = "StatusRefused" if last is None or last.status not in ("EXPIRED", "LOCKED") else "InputRefused"  # type: ignore[attr-defined]
+        raise refusal
+
+    async def _email_update(self, handle: Any, name: str, args: dict[str, Any]) -> EmailChangeStatus:
+        try:
+            return await asyncio.wait_for(
+                handle.execute_update(name, args, result_type=EmailChangeStatus), UPDATE_TIMEOUT_S)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError):
+                refusal = GdRefused(cause.message)
+                refusal.kind = cause.type or "InputRefused"  # type: ignore[attr-defined]
+                raise refusal from error
+            raise
+        except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            raise GdUnavailable(
+                f"{name} em {handle.id}: nenhuma resposta em {UPDATE_TIMEOUT_S:.0f} s — o worker "
+                f"da fila {self.settings.task_queue} está no ar? (rode `make run` ou `gd worker`)"
+            ) from error
+
+    async def email_change_status(self, technician: str) -> EmailChangeStatus:
+        return await self._query(ids.email_change_id(parse_technician_key(technician).key), EmailChangeStatus)
 
     async def confirm_beneficiaries(self, request: str, actor: ActorLike) -> BeneficiaryStatus:
         return await self._update(

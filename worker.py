@@ -312,6 +312,7 @@ def build_dependencies(settings: GdSettings, *, schema: str = "upgrade") -> Depe
 
 def all_activities(deps: Dependencies) -> list:
     from activities.deadlines import DeadlineActivities
+    from activities.email_change import EmailChangeActivities
     from activities.mail import MailActivities
     from activities.records import RecordActivities
     from activities.webhooks import WebhookActivities
@@ -320,12 +321,16 @@ def all_activities(deps: Dependencies) -> list:
     mail = MailActivities(deps.store, deps.blobs, deps.settings)
     deadlines = DeadlineActivities()
     webhooks = WebhookActivities(deps.store)
+    email_change = EmailChangeActivities(deps.store)
     return [
         records.validate_intake,
         records.issue_numbers,
         records.record_transition,
         mail.send_email,
         mail.send_technician_credentials,
+        mail.send_email_change_code,
+        email_change.technician_email_facts,
+        email_change.confirm_email_change,
         deadlines.compute_deadline,
         deadlines.resume_deadline,
         webhooks.await_events,

@@ -74,6 +74,7 @@ from activities.mail_render import (  # noqa: F401 - re-exported: callers import
 from activities.mail_secrets import (  # noqa: F401 - re-exported
     AGV_PASSWORD_TTL,
     APR_TOKEN_TTL,
+    EMAIL_CODE_KIND,
     SecretRefused,
     hash_secret,
     redeem_secret,
@@ -81,7 +82,8 @@ from activities.mail_secrets import (  # noqa: F401 - re-exported
 )
 from activities.store import Store
 from activities.tables import Outbox, TechnicianRecord, TechnicianSecret
-from models.activities import CredentialsRequest, EmailRequest, EmailResult
+from models.activities import CredentialsRequest, EmailCodeRequest, EmailRequest, EmailResult
+from models.technician import EMAIL_CODE_DIGITS
 from models.common import DocumentRef
 from models.settings import GdSettings
 
@@ -211,6 +213,33 @@ class MailActivities:
                 **base, "login": req.technician, "token": secret, "expires_at": expires,
                 "set_password_url": self._set_password_url(secret)})
         return [agv, approved, set_password]
+
+    @activity.defn(name="send_email_change_code")
+    async def send_email_change_code(self, req: EmailCodeRequest) -> EmailResult:
+        """The code that confirms an RT's new address, to that address, from Partweb@
+        (account matters), once per ``req.key``. Created here; only its scrypt hash is
+        stored (``TechnicianSecret`` kind ``email_change_code``, valid until
+        ``req.expires_at``). A new code replaces the previous one; as with the
+        credentials, an attempt found ``sending`` sends a new code."""
+        with self.store.connection(write=False) as conn:
+            settled = self._settled(conn, req.key)
+        if settled is not None:
+            return settled
+        code = f"{secrets.randbelow(10 ** EMAIL_CODE_DIGITS):0{EMAIL_CODE_DIGITS}d}"
+        code_hash = hash_secret(code)
+
+        def store_hash(conn: Connection) -> None:
+            self._put_secret(conn, req.technician, EMAIL_CODE_KIND, code_hash, req.expires_at)
+
+        def drop_hash(conn: Connection) -> None:
+            self._drop_secret(conn, req.technician, EMAIL_CODE_KIND, code_hash)
+
+        return await self._deliver(_Outgoing(
+            key=req.key, template="technician_email_change_code",
+            sender=self.settings.sender_partweb, to=[req.email], cc=[],
+            context={"technician": req.technician, "code": code,
+                     "expires_at": req.expires_at.isoformat()},
+            attachments=[], on_claim=store_hash, on_refused=drop_hash))
 
     # --- the outbox -----------------------------------------------------------------
 

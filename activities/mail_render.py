@@ -96,6 +96,13 @@ TEMPLATES: dict[str, TemplateInfo] = {
     "technician_apr_set_password": TemplateInfo(
         "sender_partweb", ("login", "token", "set_password_url", "expires_at")),
     "technician_rejected": TemplateInfo("sender_apr", ("technician", "reasons")),
+    # The RT's e-mail corrected (TechnicianEmailChange): an account matter, so Partweb@ as
+    # the set-password e-mail. The code goes to the new address; the notice to the old
+    # one (new_email_hint: ``j***@example.com``, never the address in clear).
+    "technician_email_change_code": TemplateInfo(
+        "sender_partweb", ("technician", "code", "expires_at")),
+    "technician_email_change_notice": TemplateInfo(
+        "sender_partweb", ("technician", "new_email_hint", "expires_at"), ("requested_by",)),
     # Cadastramento de UC recebedora (BeneficiaryRegistration).
     "beneficiaries_received": TemplateInfo(
         "sender_agv", ("request_id", "generator_installation", "modality"), ("due_at",)),

@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from activities.store import Store
 from activities.tables import TechnicianSecret
@@ -17,6 +19,9 @@ from activities.tables import TechnicianSecret
 # password at first login, the APR link is meant to be used at once).
 AGV_PASSWORD_TTL = timedelta(days=30)
 APR_TOKEN_TTL = timedelta(hours=72)
+# The code that confirms a new e-mail address (TechnicianEmailChange); its lifetime is the
+# workflow's (models.technician.EMAIL_CODE_TTL).
+EMAIL_CODE_KIND = "email_change_code"
 _SECRETS: sa.Table = TechnicianSecret.__table__  # type: ignore[attr-defined]
 
 
@@ -51,12 +56,14 @@ class SecretRefused(ValueError):
 
 
 def redeem_secret(store: Store, technician: str, kind: str, secret: str, *,
-                  now: datetime | None = None) -> None:
+                  now: datetime | None = None,
+                  then: Callable[[Connection], None] | None = None) -> None:
     """Use a secret once: the APR set-password token (72 h) or the AGV password (30 days).
 
     Raises ``SecretRefused`` when none was issued, it does not match, it expired, or it
     was used already; on success marks it used in the same transaction, so a second
-    use (even a concurrent one) is refused."""
+    use (even a concurrent one) is refused. ``then`` runs in that transaction too (what
+    the secret unlocks: the new e-mail address)."""
     now = now or _now()
     mine = (_SECRETS.c.technician == technician) & (_SECRETS.c.kind == kind)
     with store.connection() as conn:
@@ -77,4 +84,6 @@ def redeem_secret(store: Store, technician: str, kind: str, secret: str, *,
                             .values(used_at=now))
         if done.rowcount != 1:
             raise SecretRefused("código já utilizado: cada código vale uma única vez")
+        if then is not None:
+            then(conn)
 

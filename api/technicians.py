@@ -1,5 +1,6 @@
 """``/api/v1/technicians``: an RT's registration (TechnicianRegistration): create, read,
-approve/reject."""
+approve/reject; and the correction of its e-mail (``actions/change_email`` then
+``actions/confirm_email`` with the code sent to the new address: TechnicianEmailChange)."""
 
 from __future__ import annotations
 
@@ -24,17 +25,30 @@ from api.deps import (
 )
 from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
-from api.updates import run_update
+from api.updates import run_update, snake
 from domain import rules
 from models import ids
+from models.common import REFUSAL_HTTP_STATUS
 from models.names import Updates
-from models.technician import TechnicianApproveArgs, TechnicianInput, TechnicianRejectArgs
+from models.technician import (
+    ChangeEmailArgs,
+    ConfirmEmailArgs,
+    TechnicianApproveArgs,
+    TechnicianInput,
+    TechnicianRejectArgs,
+)
 
 router = APIRouter()
 
 # Roles from the rules table (domain/rules.py); argument models from the contract.
-_ARGS = {Updates.APPROVE: TechnicianApproveArgs, Updates.REJECT: TechnicianRejectArgs}
+_ARGS = {
+    Updates.APPROVE: TechnicianApproveArgs, Updates.REJECT: TechnicianRejectArgs,
+    Updates.CHANGE_EMAIL: ChangeEmailArgs, Updates.CONFIRM_EMAIL: ConfirmEmailArgs,
+}
 TECHNICIAN_ACTIONS = {update: (_ARGS[update], rule.roles) for update, rule in rules.TECHNICIAN.updates.items()}
+# Served by the RT's TechnicianEmailChange workflow, not by the registration (which has
+# ended once approved).
+EMAIL_UPDATES = (Updates.CHANGE_EMAIL, Updates.CONFIRM_EMAIL)
 
 
 @router.post(
@@ -93,10 +107,11 @@ async def get_technician(request: Request, council_key: str) -> Response:
     responses=PROBLEM_RESPONSES, openapi_extra=json_body(None),
 )
 async def technician_action(request: Request, council_key: str, update: str) -> Response:
-    """approve | reject (analista, supervisor)."""
+    """approve | reject (analista, supervisor); change_email | confirm_email (o próprio RT,
+    analista, supervisor)."""
     gd = gd_of(request)
     if update not in TECHNICIAN_ACTIONS:
-        raise ApiProblem(404, "unknown_action", "ação desconhecida; aceitas: approve, reject")
+        raise ApiProblem(404, "unknown_action", f"ação desconhecida; aceitas: {', '.join(TECHNICIAN_ACTIONS)}")
     principal = await principal_of(request, f"technician_{update}", council_key[:64])
     model, allowed = TECHNICIAN_ACTIONS[update]
     role = role_for(request, principal, allowed, update)
@@ -104,7 +119,31 @@ async def technician_action(request: Request, council_key: str, update: str) -> 
     body = await read_json(request)
     args = parse(model, {**body, "actor": actor_of(principal, role)}).model_dump(mode="json", exclude_none=True)
     workflow_id = ids.technician_id(tech.council, tech.uf, tech.registration)
+    if role == "technician" and principal.council_key != tech.key:
+        raise ApiProblem(403, "party_refused", f"{update}: o RT só age sobre o próprio cadastro (gd_council_key do token)")
     status = await gd.query_status(workflow_id)
     if status is None:
         raise ApiProblem(404, "not_found", f"responsável técnico {tech.key} não encontrado")
+    if update in EMAIL_UPDATES:
+        return await email_action(request, tech.key, update, args)
     return await run_update(request, workflow_id, update, args, status)
+
+
+async def email_action(request: Request, key: str, update: str, args: dict[str, Any]) -> Response:
+    """change_email → 202 (a code went to the new address; nothing changed yet);
+    confirm_email → 200 (the new address is the RT's). Refusals as any update's."""
+    from gd_client import GdClient, GdRefused, GdUnavailable
+
+    gd = gd_of(request)
+    client = GdClient(gd.temporal(), gd.settings)
+    try:
+        if update == Updates.CHANGE_EMAIL:
+            st = await client.change_technician_email(key, args["actor"], args["email"])
+        else:
+            st = await client.confirm_technician_email(key, args["actor"], args["code"])
+    except GdUnavailable:
+        raise gd.unavailable("o worker") from None
+    except GdRefused as error:
+        kind = getattr(error, "kind", "InputRefused")
+        raise ApiProblem(REFUSAL_HTTP_STATUS.get(kind, 422), snake(kind), error.message) from None
+    return status_response(st.model_dump(mode="json"), 202 if update == Updates.CHANGE_EMAIL else 200)

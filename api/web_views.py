@@ -89,6 +89,8 @@ EVENT_TEXT = {
     "withdraw": "Desistência",
     "lapse": "NS reprovada por decurso de prazo (24 h sem cadastro no APR Web)",
     "cancel_lapse": "Cancelada por decurso de prazo",
+    "email_change_requested": "Troca do e-mail do RT pedida (código enviado ao novo endereço)",
+    "email_changed": "E-mail do RT trocado (código confirmado)",
 }
 
 # The e-mails by template, as their subjects say them (templates/email/*.subject.j2).
@@ -106,6 +108,8 @@ EMAIL_TEXT = {
     "technician_agv_credentials": "AGV: login e senha inicial", "technician_apr_approved": "APR Web: cadastro de RT aprovado",
     "technician_apr_set_password": "APR Web: registre a sua senha", "technician_received": "Cadastro de RT recebido",
     "technician_rejected": "Cadastro de RT não aprovado", "technician_credentials": "Credenciais do RT",
+    "technician_email_change_code": "Código para confirmar o novo e-mail do RT",
+    "technician_email_change_notice": "Aviso de troca do e-mail do RT",
 }
 
 

@@ -69,6 +69,8 @@ ACTION_LABELS = {
     "child_started": "Processo vinculado iniciado",
     "continued_as_new": "Histórico continuado em nova execução",
     "completed": "Processo encerrado",
+    "email_change_requested": "Troca do e-mail do RT pedida (código enviado ao novo endereço)",
+    "email_changed": "E-mail do RT trocado (código confirmado)",
 }
 ACCESS_ACTION_LABELS = {"approved": "Parecer de acesso emitido", "received": "Recebida; NS e Protocolo emitidos"}
 STATUS_LABELS = {

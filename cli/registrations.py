@@ -9,10 +9,12 @@ from typing import Any, Optional
 
 import typer
 
+from activities.mail_render import datahora
 from cli.common import (
     ACTOR_ENV,
     as_opt,
     console,
+    emit_json,
     execute,
     group,
     json_opt,
@@ -29,7 +31,7 @@ from gd_client import GdRefused, beneficiaries_workflow_id, technician_workflow_
 from models.ids import ACCESS_PREFIX, TECHNICIAN_PREFIX
 from models.names import Updates
 
-technician_app = group("Responsáveis técnicos (CREA/CAU): cadastrar, aprovar, recusar e consultar.")
+technician_app = group("Responsáveis técnicos (CREA/CAU): cadastrar, aprovar, recusar, consultar e corrigir o e-mail.")
 beneficiaries_app = group("Unidades beneficiárias (rateio dos créditos): cadastrar, confirmar, recusar e consultar.")
 
 # --- gd technician -------------------------------------------------------------------------------
@@ -113,6 +115,52 @@ def technician_status(
             show_snapshot(workflow_id, st)
             return
         console().print(technician_panel(st, workflow_id))
+
+    execute(body, json_out)
+
+
+@technician_app.command("change-email")
+def technician_change_email(
+    technician: str = typer.Argument(..., help="CONSELHO-UF-REGISTRO (ex.: CREA-MG-12345)."),
+    email: str = typer.Option(..., "--email", help="O novo e-mail: recebe um código de confirmação."),
+    as_id: Optional[str] = as_opt(),
+    role: Optional[str] = role_opt("technician"),
+    json_out: bool = json_opt(),
+) -> None:
+    """Pede a troca do e-mail do RT: um código vai para o novo endereço e um aviso para o atual.
+    Nada muda até `gd technician confirm-email` com o código (válido por 72 h, 5 tentativas)."""
+
+    async def body(gd: Any) -> None:
+        actor = resolve_actor(as_id, role, "technician")
+        st = await gd.change_technician_email(technician, actor, email)
+        if json_out:
+            emit_json(st.model_dump(mode="json"))
+            return
+        console().print(f"Código enviado para {st.new_email_hint} (aviso ao e-mail atual). "
+                        f"Confirme até {datahora(st.expires_at.isoformat())} com "
+                        f"`gd technician confirm-email {st.technician} --code CÓDIGO`.")
+
+    execute(body, json_out)
+
+
+@technician_app.command("confirm-email")
+def technician_confirm_email(
+    technician: str = typer.Argument(..., help="CONSELHO-UF-REGISTRO (ex.: CREA-MG-12345)."),
+    code: str = typer.Option(..., "--code", help="Os 6 dígitos enviados ao novo e-mail."),
+    as_id: Optional[str] = as_opt(),
+    role: Optional[str] = role_opt("technician"),
+    json_out: bool = json_opt(),
+) -> None:
+    """Confirma a troca do e-mail do RT com o código: o novo endereço passa a receber tudo."""
+
+    async def body(gd: Any) -> None:
+        actor = resolve_actor(as_id, role, "technician")
+        st = await gd.confirm_technician_email(technician, actor, code)
+        if json_out:
+            emit_json(st.model_dump(mode="json"))
+            return
+        console().print(f"E-mail do RT {st.technician} trocado: as próximas mensagens vão para "
+                        f"{st.new_email_hint}.")
 
     execute(body, json_out)
 

@@ -203,6 +203,13 @@ TECHNICIAN = Process(
                    label="aprovação"),
         UpdateRule(Updates.REJECT, {"PENDING_REVIEW": ("REJECTED",)}, ANALYSTS,
                    label="rejeição"),
+        # The RT's e-mail corrected (issue 17 item 4): effective once the code sent to the
+        # new address is confirmed. Served by the TechnicianEmailChange workflow (the
+        # registration itself ends at approval); the status is the registration's.
+        UpdateRule(Updates.CHANGE_EMAIL, _same("PENDING_REVIEW", "APPROVED"),
+                   ("technician", *ANALYSTS), party=True, label="troca de e-mail pedida"),
+        UpdateRule(Updates.CONFIRM_EMAIL, _same("PENDING_REVIEW", "APPROVED"),
+                   ("technician", *ANALYSTS), party=True, label="troca de e-mail confirmada"),
     ),
     automatic=(
         ("[*]", "RECEIVED", "início"),
@@ -267,6 +274,20 @@ def check(
             f"{update}: não permitido no status {status} "
             f"(permitido em: {', '.join(rule.statuses)})"
         )
+    return check_actor(process, update, actor, parties, identity=identity)
+
+
+def check_actor(
+    process: Process,
+    update: str,
+    actor: Any,
+    parties: Parties | None = None,
+    *,
+    identity: bool = True,
+) -> UpdateRule:
+    """The role and identity part of ``check`` (for a validator that learns the status
+    later, as TechnicianEmailChange's, which reads the RT's status from the store)."""
+    rule = process.updates[update]
     if actor.role not in rule.roles:
         raise RoleRefused(
             f"{update}: papel '{actor.role}' não pode executar esta ação "

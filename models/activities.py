@@ -135,6 +135,32 @@ class CredentialsRequest(Model):
     cpf: str
 
 
+class EmailChangeFacts(Model):
+    """What the store knows of an RT for a change of its e-mail (None: never registered)."""
+
+    status: str | None = None
+    email: str | None = None
+
+
+class EmailCodeRequest(Model):
+    """Send a new confirmation code to the RT's new address (the activity creates it)."""
+
+    key: str
+    technician: str
+    email: str
+    expires_at: datetime
+
+
+class EmailCodeCheck(Model):
+    """Confirm a change: the code against its hash, at the workflow's ``at``; on success
+    the new address becomes the RT's, in the same transaction."""
+
+    technician: str
+    code: str
+    email: str
+    at: datetime
+
+
 class DeadlineQuery(Model):
     policy: str
     rule: str

@@ -17,6 +17,8 @@ from models.names import Workflows
 ACCESS_PREFIX: Final = "gd-request-"
 TECHNICIAN_PREFIX: Final = "gd-technician-"
 BENEFICIARIES_PREFIX: Final = "gd-beneficiaries-"
+# TechnicianEmailChange, one per RT at a time (not a request: not in PREFIXES).
+EMAIL_CHANGE_PREFIX: Final = "gd-rt-email-"
 # Which workflow type an id belongs to, by its prefix.
 PREFIXES: Final = {
     ACCESS_PREFIX: Workflows.ACCESS_REQUEST,
@@ -24,6 +26,11 @@ PREFIXES: Final = {
     BENEFICIARIES_PREFIX: Workflows.BENEFICIARY_REGISTRATION,
 }
 REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def email_change_id(technician: str) -> str:
+    """``gd-rt-email-CREA-MG-12345``: the correction of that RT's e-mail."""
+    return f"{EMAIL_CHANGE_PREFIX}{technician}"
 
 
 def access_request_id(request_id: str) -> str:

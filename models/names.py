@@ -14,10 +14,17 @@ class Workflows:
     ACCESS_REQUEST: Final = "AccessRequest"
     TECHNICIAN_REGISTRATION: Final = "TechnicianRegistration"
     BENEFICIARY_REGISTRATION: Final = "BeneficiaryRegistration"
+    # One correction of an RT's e-mail at a time (id ``gd-technician-email-{council_key}``).
+    TECHNICIAN_EMAIL_CHANGE: Final = "TechnicianEmailChange"
 
 
 class Queries:
     STATUS: Final = "status"
+
+
+class Signals:
+    # TechnicianEmailChange -> TechnicianRegistration: the confirmed new address.
+    EMAIL_CHANGED: Final = "email_changed"
 
 
 class Updates:
@@ -39,6 +46,9 @@ class Updates:
     # TechnicianRegistration (APPROVE as above) and BeneficiaryRegistration
     REJECT: Final = "reject"
     CONFIRM: Final = "confirm"
+    # The RT's e-mail, corrected (TechnicianEmailChange; rules in domain.rules.TECHNICIAN)
+    CHANGE_EMAIL: Final = "change_email"
+    CONFIRM_EMAIL: Final = "confirm_email"
 
 
 class Activities:
@@ -49,6 +59,9 @@ class Activities:
     SEND_TECHNICIAN_CREDENTIALS: Final = "send_technician_credentials"
     COMPUTE_DEADLINE: Final = "compute_deadline"
     RESUME_DEADLINE: Final = "resume_deadline"
+    TECHNICIAN_EMAIL_FACTS: Final = "technician_email_facts"
+    SEND_EMAIL_CHANGE_CODE: Final = "send_email_change_code"
+    CONFIRM_EMAIL_CHANGE: Final = "confirm_email_change"
 
 
 ACCESS_UPDATES: Final = (
@@ -67,7 +80,7 @@ ACCESS_UPDATES: Final = (
     Updates.WITHDRAW,
     Updates.ASSIGN,
 )
-TECHNICIAN_UPDATES: Final = (Updates.APPROVE, Updates.REJECT)
+TECHNICIAN_UPDATES: Final = (Updates.APPROVE, Updates.REJECT, Updates.CHANGE_EMAIL, Updates.CONFIRM_EMAIL)
 BENEFICIARY_UPDATES: Final = (Updates.CONFIRM, Updates.REJECT)
 
 # The actor id the workflows use for their own automatic steps (lapse, escalation,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from models.acks import Action
 from models.common import (
+    Actor,
     ActorArgs,
     Cpf,
     Decision,
@@ -85,3 +88,55 @@ class TechnicianStatus(Model):
     sequence: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+# --- the RT's e-mail corrected (TechnicianEmailChange; issue 17 item 4) ----------------------
+
+# The code sent to the new address: valid 72 h (as the APR set-password link), at most 5
+# wrong tries per code; a new change_email sends a new code (and tells the old address).
+EMAIL_CODE_TTL = timedelta(hours=72)
+EMAIL_CODE_ATTEMPTS = 5
+EMAIL_CODE_DIGITS = 6
+
+
+def _email_code(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(rf"[0-9]{{{EMAIL_CODE_DIGITS}}}", value):
+        raise PydanticCustomError(
+            "code_format", f"o código tem {EMAIL_CODE_DIGITS} dígitos (veja o e-mail enviado ao novo endereço)")
+    return value
+
+
+EmailCode = Annotated[str, Field(max_length=64), AfterValidator(_email_code)]
+
+
+class ChangeEmailArgs(ActorArgs):
+    email: Email
+
+
+class ConfirmEmailArgs(ActorArgs):
+    code: EmailCode
+
+
+EmailChangeStatusName = Literal["IDLE", "AWAITING_CONFIRMATION", "CONFIRMED", "EXPIRED", "LOCKED"]
+
+
+def email_hint(address: str) -> str:
+    """``j***@example.com``: enough for the RT to recognise the address, not to read it."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+class EmailChangeStatus(Model):
+    """The ``status`` query of TechnicianEmailChange. No address in clear: the new one
+    only as a hint (``email_hint``)."""
+
+    technician: str
+    status: EmailChangeStatusName
+    new_email_hint: str | None = None
+    expires_at: datetime | None = None
+    attempts_left: int = EMAIL_CODE_ATTEMPTS
+    requested_by: Actor | None = None
+    confirmed_at: datetime | None = None
+    notifications: list[Notification] = []
+    sequence: int = 0

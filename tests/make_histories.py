@@ -32,8 +32,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from audit.export import fetch_chain
-from models.activities import CredentialsRequest, EmailResult
-from models.ids import beneficiaries_id, technician_id
+from models.activities import (
+    CredentialsRequest,
+    EmailChangeFacts,
+    EmailCodeCheck,
+    EmailCodeRequest,
+    EmailResult,
+)
+from models.ids import beneficiaries_id, email_change_id, technician_id
 from tests.access_helpers import (
     ANALYST,
     CPF,
@@ -99,8 +105,26 @@ class GoldenFakes(FakeActivities):
             for template in CREDENTIAL_TEMPLATES
         ]
 
+    # The RT's e-mail corrected (workflows/email_change.py): the RT is in review with the
+    # address of technician_raw; the code is always GOLDEN_CODE.
+    @activity.defn(name="technician_email_facts")
+    def technician_email_facts(self, technician: str) -> EmailChangeFacts:
+        return EmailChangeFacts(status="PENDING_REVIEW", email="joao.pereira@example.com.br")
+
+    @activity.defn(name="send_email_change_code")
+    def send_email_change_code(self, req: EmailCodeRequest) -> EmailResult:
+        return EmailResult(key=req.key, template="technician_email_change_code", status="sent")
+
+    @activity.defn(name="confirm_email_change")
+    def confirm_email_change(self, check: EmailCodeCheck) -> bool:
+        return check.code == GOLDEN_CODE
+
     def all(self) -> list:
-        return [*super().all(), self.send_technician_credentials]
+        return [*super().all(), self.send_technician_credentials, self.technician_email_facts,
+                self.send_email_change_code, self.confirm_email_change]
+
+
+GOLDEN_CODE = "482913"
 
 
 def golden_worker(client: Client, task_queue: str, fakes: GoldenFakes | None = None) -> Worker:
@@ -346,6 +370,30 @@ async def technician_approved_late(client, env, task_queue, tag):
     return {"technician-approved-late": handle.id}
 
 
+async def technician_email_changed(client, env, task_queue, tag):
+    """In review, an analyst asks for a new e-mail, a wrong code, then the right one (the
+    registration learns the address by signal), then approval."""
+    raw = technician_raw(_registration(tag, 4))
+    handle = await start_technician(client, raw, task_queue)
+    await settled(handle)
+    key = f"CREA-MG-{raw['registration']}"
+    change = await client.start_workflow(
+        "TechnicianEmailChange", key, id=email_change_id(key), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    await change.execute_update("change_email", {"actor": ANALYST, "email": "joao.novo@exemplo.org"})
+    await settled(change)
+    try:
+        await change.execute_update("confirm_email", {"actor": ANALYST, "code": "000000"})
+    except Exception:  # noqa: BLE001 - the wrong code is refused, as it should
+        pass
+    await change.execute_update("confirm_email", {"actor": ANALYST, "code": GOLDEN_CODE})
+    await change.result()
+    await settled(handle)
+    await handle.execute_update("approve", {"actor": ANALYST})
+    await handle.result()
+    return {"technician-email-changed": handle.id, "technician-email-change-confirmed": change.id}
+
+
 async def technician_rejected(client, env, task_queue, tag):
     handle = await start_technician(client, technician_raw(_registration(tag, 2)), task_queue)
     await handle.execute_update("reject", {"actor": ANALYST, "reasons": [
@@ -393,6 +441,7 @@ SCENARIOS: dict[str, Scenario] = {
     "technician-approved-late": technician_approved_late,
     "technician-rejected": technician_rejected,
     "technician-refused": technician_refused,
+    "technician-email-changed": technician_email_changed,
     "beneficiaries-rejected": beneficiaries_rejected,
     "beneficiaries-refused": beneficiaries_refused,
 }

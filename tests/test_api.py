@@ -639,3 +639,55 @@ async def test_rt_sets_the_apr_password_with_the_emailed_token(stack, who):
 
     assert check_apr_login(stack.deps.store, key, "Solar2026Forte")
     assert not check_apr_login(stack.deps.store, key, "Outra2026Senha")
+
+
+async def test_rt_corrects_its_email_through_http(stack, who):
+    """Issue 17 item 4: change_email sends a code to the new address and a notice to the
+    old one; confirm_email with the code makes the new address the RT's."""
+    import re as _re
+
+    registration = str(500000 + int(uuid.uuid4().int % 99999))
+    key = f"CREA-MG-{registration}"
+    old = f"rt.{registration}@engenharia.example.com"
+    new = f"novo.{registration}@exemplo.org"
+    base = f"/api/v1/technicians/{key}/actions"
+    async with stack.http() as http:
+        await approved_rt(http, who, key=key)
+        # A stranger RT, a customer, bad and same addresses: refused, nothing sent.
+        r = await http.post(f"{base}/change_email", json={"email": new}, headers=who.rt(OTHER_RT, "rt.outro"))
+        assert r.status_code == 403 and r.json()["type"].endswith("party_refused")
+        r = await http.post(f"{base}/change_email", json={"email": new}, headers=who.customer())
+        assert r.status_code == 403 and r.json()["type"].endswith("role_refused")
+        r = await http.post(f"{base}/change_email", json={"email": "sem arroba"}, headers=who.rt(key))
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email"
+        r = await http.post(f"{base}/change_email", json={"email": old}, headers=who.rt(key))
+        assert r.status_code == 422 and r.json()["detail"].startswith("email: o novo e-mail é igual")
+
+        r = await http.post(f"{base}/change_email", json={"email": new}, headers=who.rt(key))
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "AWAITING_CONFIRMATION" and new not in r.text
+
+        def mail_of(template: str):
+            return [m for m in stack.smtp.messages if m["X-GD-Template"] == template
+                    and key in str(m["Subject"])]
+
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 20
+        while not (mail_of("technician_email_change_code") and mail_of("technician_email_change_notice")):
+            assert loop.time() < give_up, "no code or notice e-mail"
+            await asyncio.sleep(0.2)
+        [code_mail] = mail_of("technician_email_change_code")
+        [notice] = mail_of("technician_email_change_notice")
+        assert str(code_mail["To"]) == new and str(notice["To"]) == old
+        code = _re.search(r"Código de confirmação: (\d{6})", code_mail.get_body(("plain",)).get_content()).group(1)
+        assert stack.deps.store.technician_email(key) == old
+
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        r = await http.post(f"{base}/confirm_email", json={"code": wrong}, headers=who.rt(key))
+        assert r.status_code == 422 and r.json()["detail"].startswith("code: código incorreto")
+        assert stack.deps.store.technician_email(key) == old
+        r = await http.post(f"{base}/confirm_email", json={"code": code}, headers=who.rt(key))
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "CONFIRMED"
+        assert stack.deps.store.technician_email(key) == new
+    assert new not in stack.api_log.read_text() and code not in stack.api_log.read_text()

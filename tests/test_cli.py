@@ -505,3 +505,29 @@ def test_beneficiaries_register_builds_the_allocation(fake, cli_env):
     bad = gd(["beneficiaries", "register", "--request-id", "req-1", "--unit", "3001234568", "--as", "m"], cli_env)
     assert bad.exit_code == 2
     assert one_line(bad.stderr) == "--unit '3001234568': use INSTALAÇÃO:CPF_OU_CNPJ:PERCENTUAL"
+
+
+def test_technician_change_and_confirm_email(fake, cli_env):
+    """issue 17 item 4: `gd technician change-email` / `confirm-email` (the RT acts by default)."""
+    from datetime import timezone
+
+    from models.technician import EmailChangeStatus
+
+    fake.answers["change_technician_email"] = EmailChangeStatus(
+        technician="CREA-MG-123456", status="AWAITING_CONFIRMATION", new_email_hint="n***@exemplo.org",
+        expires_at=datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc))
+    result = gd(["--council-key", "CREA-MG-123456", "technician", "change-email", "CREA-MG-123456",
+                 "--email", "novo@exemplo.org", "--as", "rt.joao"], cli_env)
+    assert result.exit_code == 0, result.output
+    args, _ = fake.call("change_technician_email")
+    assert args[0] == "CREA-MG-123456" and args[2] == "novo@exemplo.org"
+    assert (args[1].role, args[1].council_key) == ("technician", "CREA-MG-123456")
+    assert "Código enviado para n***@exemplo.org" in result.stdout
+    assert "05/12/2026 às 09:00" in result.stdout
+
+    message = "code: código incorreto; nada mudou; restam 4 tentativa(s)"
+    fake.answers["confirm_technician_email"] = GdRefused(message)
+    result = gd(["technician", "confirm-email", "CREA-MG-123456", "--code", "000000", "--as", "ana",
+                 "--role", "analyst"], cli_env)
+    assert result.exit_code == 2 and one_line(result.stderr) == message
+    assert fake.call("confirm_technician_email")[0][2] == "000000"

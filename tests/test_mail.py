@@ -560,6 +560,47 @@ async def test_credentials_three_emails_three_senders_secrets_only_hashed(
     assert secret_rows(store)["agv_password"].secret_hash == rows["agv_password"].secret_hash
 
 
+async def test_email_change_code_reaches_the_new_address_and_only_its_hash_is_kept(
+        mail, sink, store, database, caplog):
+    """issue 17 item 4: the code confirming an RT's new e-mail, from Partweb@."""
+    from datetime import datetime, timezone
+
+    from activities.email_change import EmailChangeActivities
+    from models.activities import EmailCodeCheck, EmailCodeRequest
+
+    caplog.set_level(logging.DEBUG)
+    expires = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)  # 09:00 in Brasília
+    req = EmailCodeRequest(key="gd-rt-email-CREA-MG-123456:email-code-1:run", technician="CREA-MG-123456",
+                           email="novo.rt@example.org", expires_at=expires)
+    result = await ActivityEnvironment().run(mail.send_email_change_code, req)
+    assert result.status == "sent"
+    [message] = await sink.wait_for_async(1)
+    assert sink.envelopes[0].rcpt_tos == ("novo.rt@example.org",)
+    assert message["From"] == "Partweb@cemig.com.br"
+    assert "vale até 05/12/2026 às 09:00" in text_of(message)
+    code = secret_from(message, r"Código de confirmação: (\d{6})")
+    assert code.encode() not in database_bytes(database, store)
+    assert code not in "\n".join(r.getMessage() for r in caplog.records)
+    assert "novo.rt@example.org" not in "\n".join(r.getMessage() for r in caplog.records)
+    row = secret_rows(store)["email_change_code"]
+    assert verify_secret(code, row.secret_hash)
+    assert row.expires_at.replace(tzinfo=timezone.utc) == expires
+    # Sent once per key: a retry neither sends nor replaces the code.
+    assert (await mail.send_email_change_code(req)).status == "duplicate"
+    assert secret_rows(store)["email_change_code"].secret_hash == row.secret_hash
+
+    # Redeemed once, before expiry, by the confirm activity (the RT record is absent here:
+    # nothing to switch, the code is still used up).
+    changes = EmailChangeActivities(store)
+    check = EmailCodeCheck(technician="CREA-MG-123456", code=code, email="novo.rt@example.org",
+                           at=datetime(2026, 12, 5, 11, 59, tzinfo=timezone.utc))
+    late = check.model_copy(update={"at": expires})
+    assert changes.confirm_email_change(late) is False  # at the expiry instant: expired
+    assert changes.confirm_email_change(check.model_copy(update={"code": "000000" if code != "000000" else "111111"})) is False
+    assert changes.confirm_email_change(check) is True
+    assert secret_rows(store)["email_change_code"].used_at is not None
+
+
 async def test_credentials_retry_after_agv_left_unmarked_sends_a_new_valid_password(
         store, blobs, mail_settings, sink):
     req = credentials()

@@ -54,6 +54,9 @@ REVIEW_STATUSES = ("RECEIVED", "REFUSED", "PENDING_REVIEW")
 TECHNICIAN_EXPECTED = {
     "approve": (("PENDING_REVIEW",), DECIDERS, False),
     "reject": (("PENDING_REVIEW",), DECIDERS, False),
+    # issue 17 item 4: the RT itself (party) or an analyst, while in review or once approved.
+    "change_email": (("PENDING_REVIEW", "APPROVED"), ("technician",) + DECIDERS, True),
+    "confirm_email": (("PENDING_REVIEW", "APPROVED"), ("technician",) + DECIDERS, True),
 }
 BENEFICIARIES_EXPECTED = {
     "confirm": (("PENDING_REVIEW",), DECIDERS, False),
@@ -130,6 +133,22 @@ def test_a_party_role_must_be_the_requests_own(update, status):
     rules.check(rules.ACCESS, update, status, stranger, PARTIES, identity=False)
 
 
+@pytest.mark.parametrize("update", ["change_email", "confirm_email"])
+def test_only_the_rt_itself_or_an_analyst_corrects_its_email(update):
+    rt = rules.Parties(technician=RT)
+    for status in ("PENDING_REVIEW", "APPROVED"):
+        rules.check(rules.TECHNICIAN, update, status, party("technician"), rt)
+        rules.check(rules.TECHNICIAN, update, status, party("analyst"), rt)
+        with pytest.raises(PartyRefused, match="actor.council_key"):
+            rules.check(rules.TECHNICIAN, update, status,
+                        party("technician", council_key="CREA-MG-654321"), rt)
+    # check_actor: the same role and party checks, before the status is known.
+    with pytest.raises(PartyRefused, match="actor.council_key"):
+        rules.check_actor(rules.TECHNICIAN, update, party("technician", council_key=None), rt)
+    with pytest.raises(RoleRefused):
+        rules.check_actor(rules.TECHNICIAN, update, party("customer"), rt)
+
+
 def test_analysts_are_never_asked_to_be_parties():
     rules.check(rules.ACCESS, "approve", "UNDER_ANALYSIS", party("analyst"), rules.Parties())
 
@@ -167,10 +186,18 @@ def test_actions_list_the_updates_and_roles_of_a_status():
         {"update": "withdraw", "roles": ["customer", "technician"]},
     ]
     assert rules.ACCESS.actions("CONNECTED") == []
+    rt_or_analysts = ["technician", "analyst", "supervisor"]
     assert rules.TECHNICIAN.actions("PENDING_REVIEW") == [
         {"update": "approve", "roles": ["analyst", "supervisor"]},
         {"update": "reject", "roles": ["analyst", "supervisor"]},
+        {"update": "change_email", "roles": rt_or_analysts},
+        {"update": "confirm_email", "roles": rt_or_analysts},
     ]
+    assert rules.TECHNICIAN.actions("APPROVED") == [
+        {"update": "change_email", "roles": rt_or_analysts},
+        {"update": "confirm_email", "roles": rt_or_analysts},
+    ]
+    assert rules.TECHNICIAN.actions("REJECTED") == []
     assert rules.BENEFICIARIES.actions("REGISTERED") == []
 
 

@@ -3,6 +3,7 @@ sandbox imports for every workflow run)."""
 
 from workflows.access_request import AccessRequestWorkflow
 from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
+from workflows.email_change import TechnicianEmailChangeWorkflow
 from workflows.technician import TechnicianRegistrationWorkflow
 from workflows.webhooks import WebhookSubscriptionWorkflow
 
@@ -10,5 +11,6 @@ ALL_WORKFLOWS = (
     AccessRequestWorkflow,
     TechnicianRegistrationWorkflow,
     BeneficiaryRegistrationWorkflow,
+    TechnicianEmailChangeWorkflow,
     WebhookSubscriptionWorkflow,
 )

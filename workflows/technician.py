@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.common import Actor, Notification, Problem, parse_or_problems
     from models.ids import technician_id
-    from models.names import Activities, Queries, Updates, Workflows
+    from models.names import Activities, Queries, Signals, Updates, Workflows
     from models.technician import (
         TechnicianApproveArgs,
         TechnicianInput,
@@ -201,6 +201,18 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
     @workflow.query(name=Queries.STATUS)
     def status_query(self) -> TechnicianStatus:
         return self._snapshot()
+
+    @workflow.signal(name=Signals.EMAIL_CHANGED)
+    def email_changed(self, email: str) -> None:
+        """The RT confirmed a new address (workflows/email_change.py) while in review: the
+        rejection or the credentials, and the store rows, use it from now on. No history
+        written before has this signal, so they replay unchanged."""
+        if self.input is None:
+            return
+        parsed, problems = parse_or_problems(
+            TechnicianInput, {**self.input.model_dump(mode="json"), "email": email})
+        if parsed is not None and not problems:
+            self.input = parsed
 
     # --- updates (workflows/review.py; who and when: domain.rules.TECHNICIAN) ------------
 
