@@ -17,7 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.calendar import local_date
     from domain.rules import BENEFICIARIES
-    from models.activities import AllocationRecord, IntakeCheck, IntakeResult
+    from models.activities import AllocationRecord
     from models.beneficiaries import (
         BeneficiaryDecision,
         BeneficiaryInput,
@@ -25,12 +25,12 @@ with workflow.unsafe.imports_passed_through():
         ConfirmArgs,
         RejectArgs,
     )
-    from models.common import Problem, parse_or_problems
+    from models.common import Problem
     from models.ids import beneficiaries_id
-    from models.names import Activities, Queries, Updates, Workflows
+    from models.names import Updates, Workflows
 
 from workflows import common
-from workflows.common import reasons_context, require_reasons
+from workflows.common import reasons_context
 from workflows.review import PENDING, ReviewWorkflow
 
 ID_PREFIX = "gd-beneficiaries-"
@@ -52,73 +52,43 @@ class BeneficiaryRegistrationWorkflow(ReviewWorkflow):
     PROCESS = BENEFICIARIES
     STORE_PROCESS = "beneficiaries"
     ARGS = {Updates.CONFIRM: ConfirmArgs, Updates.REJECT: RejectArgs}
+    ID_PREFIX = ID_PREFIX
+    INPUT = BeneficiaryInput
+    KEY_FIELD = "request_id"
+    PARTY_CHECK = PARTY_CHECK
+    REJECT_USE = "reject_beneficiaries"
+
+    input: BeneficiaryInput | None
 
     def __init__(self) -> None:
         super().__init__()
-        self.input: BeneficiaryInput | None = None
         self.effective_from: date | None = None
 
     @workflow.run
     async def run(self, raw: Any) -> BeneficiaryStatus:
-        # ``raw`` is undecoded JSON: a payload failing pydantic inside the converter would
-        # leave the workflow stuck with no message (TEMPORAL_NOTES.md).
-        self.identity_checks = workflow.patched(PARTY_CHECK)
-        self.state.created_at = workflow.now()
-        if await self._intake(raw):
-            self._open_review()
         # No deadline: the loop only runs the effects until decided.
-        await self._loop(watching=False)
-        return self._snapshot()
+        return await self._review(raw, watching=False)
 
     # --- intake ------------------------------------------------------------------------
 
-    async def _intake(self, raw: Any) -> bool:
-        workflow_id = workflow.info().workflow_id
-        result: IntakeResult = await workflow.execute_activity(
-            Activities.VALIDATE_INTAKE,
-            IntakeCheck(process="beneficiaries", workflow_id=workflow_id, raw=raw),
-            result_type=IntakeResult,
-            **common.STORE_OPTIONS,
-        )
-        problems = list(result.problems)
-        parsed = None
-        if not problems:
-            parsed, problems = parse_or_problems(BeneficiaryInput, result.normalized or {})
-        if parsed is not None and beneficiaries_id(parsed.request_id) != workflow_id:
-            problems.append(
-                Problem(
-                    field="request_id",
-                    code="workflow_id_mismatch",
-                    message=f"o id do processo deve ser {beneficiaries_id(parsed.request_id)}",
-                )
+    def _id_problems(self, parsed: BeneficiaryInput, workflow_id: str) -> list[Problem]:
+        if beneficiaries_id(parsed.request_id) == workflow_id:
+            return []
+        return [
+            Problem(
+                field="request_id",
+                code="workflow_id_mismatch",
+                message=f"o id do processo deve ser {beneficiaries_id(parsed.request_id)}",
             )
-        if problems:
-            self.state.status = "REFUSED"
-            self.state.refusal = problems
-            self._transition("refused", data={"problems": [p.model_dump() for p in problems]})
-            return False
-        self.input = parsed
-        return True
+        ]
 
-    def _open_review(self) -> None:
+    async def _open_review(self) -> None:
         inp = self._input()
         self.state.status = PENDING
         self._transition("received", actor=inp.actor)
         self._email("beneficiaries_received", "received", {})
 
     # --- what it records -----------------------------------------------------------------
-
-    def _input(self) -> BeneficiaryInput:
-        assert self.input is not None
-        return self.input
-
-    def _decoded(self) -> bool:
-        return self.input is not None
-
-    def _key(self) -> str:
-        if self.input is not None:
-            return self.input.request_id
-        return workflow.info().workflow_id.removeprefix(ID_PREFIX)
 
     def _units(self) -> list[dict[str, Any]]:
         return [u.model_dump(mode="json") for u in self._input().allocation.units]
@@ -186,17 +156,10 @@ class BeneficiaryRegistrationWorkflow(ReviewWorkflow):
             updated_at=state.updated_at,
         )
 
-    @workflow.query(name=Queries.STATUS)
-    def status_query(self) -> BeneficiaryStatus:
-        return self._snapshot()
-
     # --- updates (workflows/review.py; who and when: domain.rules.BENEFICIARIES) ---------
 
     confirm = common.process_update(Updates.CONFIRM)
     reject = common.process_update(Updates.REJECT)
-
-    def _rules_reject(self, parsed: RejectArgs) -> None:
-        require_reasons(parsed.reasons, "reject_beneficiaries", "reasons")
 
     def _confirm(self, parsed: ConfirmArgs) -> None:
         inp = self._input()
@@ -225,8 +188,7 @@ class BeneficiaryRegistrationWorkflow(ReviewWorkflow):
         )
 
     def _reject(self, parsed: RejectArgs) -> None:
-        self._decide(parsed.actor, "reject", "REJECTED", list(parsed.reasons))
-        self._transition("rejected", actor=parsed.actor, reasons=list(parsed.reasons))
+        self._record_rejection(parsed.actor, parsed.reasons)
         self._email(
             "beneficiaries_rejected", "rejected", {"reasons": reasons_context(parsed.reasons)}
         )

@@ -1,11 +1,15 @@
 """What the two review workflows share: ``TechnicianRegistration`` and
 ``BeneficiaryRegistration`` wait in PENDING_REVIEW for an analyst's decision.
 
-One state model (``models.review_state.ReviewState``), one deadline watch (reminder to
-the analysts, then the breach recorded and the supervisor told; never an automatic
-decision), one effect queue drained in order, one check of every update against the
-rules table (``domain.rules``) and one acknowledgement. Each workflow says what it
-records (``_row``, ``_search_attributes``), what it mails, and decides.
+One state model (``models.review_state.ReviewState``), one run (``_review``: the
+party-check patch, intake through the store's check, the review opened, the loop), one
+deadline watch (reminder to the analysts, then the breach recorded and the supervisor
+told; never an automatic decision), one effect queue drained in order, one check of every
+update against the rules table (``domain.rules``), one rejection record, one ``status``
+query and one acknowledgement. Each workflow says how its id follows from its input
+(``_id_problems``), what it records (``_row``, ``_search_attributes``, ``_snapshot``),
+what it mails, and decides. The commands a run emits are the ones each workflow emitted
+before this was shared (tests/test_replay.py replays the golden histories).
 """
 
 from __future__ import annotations
@@ -19,11 +23,22 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain import rules
     from models.acks import Action, UpdateAck
-    from models.activities import EmailRequest, Transition
-    from models.common import Actor, ActorArgs, Decision, Reason, SlaBreach, parse_or_refuse
+    from models.activities import EmailRequest, IntakeCheck, IntakeResult, Transition
+    from models.common import (
+        Actor,
+        ActorArgs,
+        Decision,
+        Problem,
+        Reason,
+        SlaBreach,
+        parse_or_problems,
+        parse_or_refuse,
+    )
+    from models.names import Activities, Queries
     from models.review_state import ReviewState
 
 from workflows import common
+from workflows.common import require_reasons
 
 PENDING = "PENDING_REVIEW"
 
@@ -31,16 +46,77 @@ PENDING = "PENDING_REVIEW"
 class ReviewWorkflow:
     PROCESS: ClassVar[rules.Process]
     ARGS: ClassVar[dict[str, type[ActorArgs]]]
-    # The process name in the store's event log.
+    # The process name in the store's event log (and of its intake check).
     STORE_PROCESS: ClassVar[str]
     ID_PREFIX: ClassVar[str]
     PROCESS_LABEL: ClassVar[str] = ""
+    # The input model, and its field that is the process key (what the workflow id ends in).
+    INPUT: ClassVar[type[Any]]
+    KEY_FIELD: ClassVar[str]
+    # The ``workflow.patched`` id of the party check (who the actor is).
+    PARTY_CHECK: ClassVar[str]
+    # The reasons catalogue's use for a rejection (domain.reasons).
+    REJECT_USE: ClassVar[str]
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.state = ReviewState()
+        self.input: Any = None
         # As in AccessRequest (PARTY_CHECK): ``run`` sets it from its patch.
         self.identity_checks = True
+
+    # --- the run ---------------------------------------------------------------------------
+
+    async def _review(self, raw: Any, watching: bool) -> Any:
+        """The whole run after the workflow's own patches: the party-check patch, intake,
+        the review opened (when accepted), the loop; the snapshot is its result.
+        ``raw`` is undecoded JSON: a payload failing pydantic inside the converter would
+        leave the workflow stuck with no message (TEMPORAL_NOTES.md)."""
+        self.identity_checks = workflow.patched(self.PARTY_CHECK)
+        self.state.created_at = workflow.now()
+        if await self._intake(raw):
+            await self._open_review()
+        await self._loop(watching)
+        return self._snapshot()
+
+    async def _intake(self, raw: Any) -> bool:
+        """The store's intake check, the input model, and this process's id check
+        (``_id_problems``); a refusal is recorded and ends the run."""
+        workflow_id = workflow.info().workflow_id
+        result: IntakeResult = await workflow.execute_activity(
+            Activities.VALIDATE_INTAKE,
+            IntakeCheck(process=self.STORE_PROCESS, workflow_id=workflow_id, raw=raw),
+            result_type=IntakeResult,
+            **common.STORE_OPTIONS,
+        )
+        problems = list(result.problems)
+        parsed = None
+        if not problems:
+            parsed, problems = parse_or_problems(self.INPUT, result.normalized or {})
+        if parsed is not None:
+            problems.extend(self._id_problems(parsed, workflow_id))
+        if problems:
+            self.state.status = "REFUSED"
+            self.state.refusal = problems
+            self._transition("refused", data={"problems": [p.model_dump() for p in problems]})
+            return False
+        self.input = parsed
+        return True
+
+    def _id_problems(self, parsed: Any, workflow_id: str) -> list[Problem]:
+        """The id is what makes a second registration join the first: it must be the one
+        the input names."""
+        raise NotImplementedError
+
+    async def _open_review(self) -> None:
+        raise NotImplementedError
+
+    def _snapshot(self) -> Any:
+        raise NotImplementedError
+
+    @workflow.query(name=Queries.STATUS)
+    def status_query(self) -> Any:
+        return self._snapshot()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -141,8 +217,17 @@ class ReviewWorkflow:
 
     # --- state helpers -----------------------------------------------------------------
 
+    def _input(self) -> Any:
+        assert self.input is not None
+        return self.input
+
+    def _decoded(self) -> bool:
+        return self.input is not None
+
     def _key(self) -> str:
-        raise NotImplementedError
+        if self.input is not None:
+            return getattr(self.input, self.KEY_FIELD)
+        return workflow.info().workflow_id.removeprefix(self.ID_PREFIX)
 
     def _email_base(self) -> dict[str, Any]:
         return {}
@@ -159,9 +244,6 @@ class ReviewWorkflow:
         if self.state.status != PENDING:
             return None
         return self.PROCESS.next_actor(PENDING) if self._decoded() else "system"
-
-    def _decoded(self) -> bool:
-        raise NotImplementedError
 
     def _due_at(self) -> datetime | None:
         state = self.state
@@ -206,6 +288,11 @@ class ReviewWorkflow:
         )
         self.state.status = status
 
+    def _record_rejection(self, actor: Actor, reasons: list[Reason]) -> None:
+        """The analyst's rejection, decided and recorded; the workflow mails it."""
+        self._decide(actor, "reject", "REJECTED", list(reasons))
+        self._transition("rejected", actor=actor, reasons=list(reasons))
+
     # --- updates -----------------------------------------------------------------------
     # As in AccessRequest: ``common.process_update`` declares each; ``_check`` runs the
     # rules table (status, role, who the actor is) and then ``_rules_<update>``; the
@@ -221,6 +308,9 @@ class ReviewWorkflow:
         if own is not None:
             own(parsed)
         return parsed
+
+    def _rules_reject(self, parsed: Any) -> None:
+        require_reasons(parsed.reasons, self.REJECT_USE, "reasons")
 
     async def _apply(self, update: str, args: Any) -> UpdateAck:
         act = getattr(self, f"_{update}")

@@ -22,16 +22,10 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from domain.calendar import TZ
     from domain.rules import TECHNICIAN
-    from models.activities import (
-        CredentialsRequest,
-        EmailResult,
-        IntakeCheck,
-        IntakeResult,
-        TechnicianRow,
-    )
+    from models.activities import CredentialsRequest, EmailResult, TechnicianRow
     from models.common import Actor, Notification, Problem, parse_or_problems
     from models.ids import technician_id
-    from models.names import Activities, Queries, Signals, Updates, Workflows
+    from models.names import Activities, Signals, Updates, Workflows
     from models.technician import (
         TechnicianApproveArgs,
         TechnicianInput,
@@ -40,7 +34,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import common
-from workflows.common import reasons_context, refuse, require_reasons
+from workflows.common import reasons_context, refuse
+from workflows.review import PENDING, ReviewWorkflow
 
 SITUATIONS = {"regular": "regular", "irregular": "irregular", "not_found": "não encontrado"}
 
@@ -48,7 +43,7 @@ SITUATIONS = {"regular": "regular", "irregular": "irregular", "not_found": "não
 def local_text(moment: Any) -> str:
     """dd/mm/aaaa hh:mm in America/Sao_Paulo."""
     return moment.astimezone(TZ).strftime("%d/%m/%Y %H:%M")
-from workflows.review import PENDING, ReviewWorkflow
+
 
 # TechnicianInput carries no policy and both shipped policies agree on this rule.
 POLICY = "seed"
@@ -67,23 +62,20 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
     STORE_PROCESS = "technician"
     PROCESS_LABEL = PROCESS_LABEL
     ARGS = {Updates.APPROVE: TechnicianApproveArgs, Updates.REJECT: TechnicianRejectArgs}
+    ID_PREFIX = ID_PREFIX
+    INPUT = TechnicianInput
+    KEY_FIELD = "key"
+    PARTY_CHECK = PARTY_CHECK
+    REJECT_USE = "reject_technician"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.input: TechnicianInput | None = None
+    input: TechnicianInput | None
 
     @workflow.run
     async def run(self, raw: Any) -> TechnicianStatus:
-        # ``raw`` is undecoded JSON: a payload failing pydantic inside the converter would
-        # leave the workflow stuck with no message (TEMPORAL_NOTES.md).
-        # First thing in the run, before any local activity (docs/PATCHING.md).
+        # First thing in the run, before any local activity (docs/PATCHING.md); then the
+        # party-check patch, intake and the loop (ReviewWorkflow._review).
         watching = workflow.patched(DEADLINE_WATCH)
-        self.identity_checks = workflow.patched(PARTY_CHECK)
-        self.state.created_at = workflow.now()
-        if await self._intake(raw):
-            await self._open_review()
-        await self._loop(watching)
-        return self._snapshot()
+        return await self._review(raw, watching)
 
     async def _run_effect(self, effect: Any) -> list:
         if isinstance(effect, CredentialsRequest):
@@ -92,37 +84,19 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
 
     # --- intake ------------------------------------------------------------------------
 
-    async def _intake(self, raw: Any) -> bool:
-        workflow_id = workflow.info().workflow_id
-        result: IntakeResult = await workflow.execute_activity(
-            Activities.VALIDATE_INTAKE,
-            IntakeCheck(process="technician", workflow_id=workflow_id, raw=raw),
-            result_type=IntakeResult,
-            **common.STORE_OPTIONS,
-        )
-        problems = list(result.problems)
-        parsed = None
-        if not problems:
-            parsed, problems = parse_or_problems(TechnicianInput, result.normalized or {})
-        if parsed is not None:
-            expected = technician_id(parsed.council, parsed.uf, parsed.registration)
-            # The id is what makes a second registration of the same RT join this one.
-            if expected != workflow_id:
-                problems.append(
-                    Problem(
-                        field="registration",
-                        code="workflow_id_mismatch",
-                        message=f"o id do processo deve ser {expected} "
-                        "(conselho, UF e registro normalizados)",
-                    )
-                )
-        if problems:
-            self.state.status = "REFUSED"
-            self.state.refusal = problems
-            self._transition("refused", data={"problems": [p.model_dump() for p in problems]})
-            return False
-        self.input = parsed
-        return True
+    def _id_problems(self, parsed: TechnicianInput, workflow_id: str) -> list[Problem]:
+        expected = technician_id(parsed.council, parsed.uf, parsed.registration)
+        # The id is what makes a second registration of the same RT join this one.
+        if expected == workflow_id:
+            return []
+        return [
+            Problem(
+                field="registration",
+                code="workflow_id_mismatch",
+                message=f"o id do processo deve ser {expected} "
+                "(conselho, UF e registro normalizados)",
+            )
+        ]
 
     async def _open_review(self) -> None:
         inp = self._input()
@@ -141,18 +115,6 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
         )  # fmt: skip
 
     # --- what it records -----------------------------------------------------------------
-
-    def _input(self) -> TechnicianInput:
-        assert self.input is not None
-        return self.input
-
-    def _decoded(self) -> bool:
-        return self.input is not None
-
-    def _key(self) -> str:
-        if self.input is not None:
-            return self.input.key
-        return workflow.info().workflow_id.removeprefix(ID_PREFIX)
 
     def _email_base(self) -> dict[str, Any]:
         return {"technician": self._key()}
@@ -198,10 +160,6 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
             updated_at=state.updated_at,
         )
 
-    @workflow.query(name=Queries.STATUS)
-    def status_query(self) -> TechnicianStatus:
-        return self._snapshot()
-
     @workflow.signal(name=Signals.EMAIL_CHANGED)
     def email_changed(self, email: str) -> None:
         """The RT confirmed a new address (workflows/email_change.py) while in review: the
@@ -218,9 +176,6 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
 
     approve = common.process_update(Updates.APPROVE)
     reject = common.process_update(Updates.REJECT)
-
-    def _rules_reject(self, parsed: TechnicianRejectArgs) -> None:
-        require_reasons(parsed.reasons, "reject_technician", "reasons")
 
     def _rules_approve(self, parsed: TechnicianApproveArgs) -> None:
         check = parsed.registration_check
@@ -258,8 +213,7 @@ class TechnicianRegistrationWorkflow(ReviewWorkflow):
 
     def _reject(self, parsed: TechnicianRejectArgs) -> None:
         inp = self._input()
-        self._decide(parsed.actor, "reject", "REJECTED", list(parsed.reasons))
-        self._transition("rejected", actor=parsed.actor, reasons=list(parsed.reasons))
+        self._record_rejection(parsed.actor, parsed.reasons)
         self._queue_email(
             "technician_rejected", [inp.email], "rejected",
             {"recipient_name": inp.name, "reasons": reasons_context(parsed.reasons)},
