@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -33,6 +33,37 @@ from models.names import Updates
 
 technician_app = group("Responsáveis técnicos (CREA/CAU): cadastrar, aprovar, recusar, consultar e corrigir o e-mail.")
 beneficiaries_app = group("Unidades beneficiárias (rateio dos créditos): cadastrar, confirmar, recusar e consultar.")
+
+
+
+def _show_registered(st: Any, workflow_id: str, panel: Callable[[Any, str], Any], json_out: bool,
+                     refused: str) -> None:
+    """A registration just started: its snapshot (``--json``) or its panel; a refused input
+    then exits 2 with ``"<refused> recusado: <reasons>"`` on stderr."""
+    if json_out:
+        show_snapshot(workflow_id, st)
+    else:
+        console().print(panel(st, workflow_id))
+    if st.status == "REFUSED":
+        reasons = "; ".join(str(p) for p in st.refusal_reasons)
+        stderr_line(f"{refused} recusado: {reasons}")
+        raise typer.Exit(2)
+
+
+def _show_status(ref: str, workflow_id_of: Callable[[str], str], panel: Callable[[Any, str], Any],
+                 json_out: bool) -> None:
+    """`status` of a registration: its snapshot (``--json``) or its panel."""
+
+    async def body(gd: Any) -> None:
+        workflow_id = workflow_id_of(ref)
+        st = await gd.status(workflow_id)
+        if json_out:
+            show_snapshot(workflow_id, st)
+            return
+        console().print(panel(st, workflow_id))
+
+    execute(body, json_out)
+
 
 # --- gd technician -------------------------------------------------------------------------------
 
@@ -62,15 +93,8 @@ def technician_register(
             if value is not None:
                 raw[key] = value
         st = await gd.start_technician(raw)
-        workflow_id = TECHNICIAN_PREFIX + st.technician
-        if json_out:
-            show_snapshot(workflow_id, st)
-        else:
-            console().print(technician_panel(st, workflow_id))
-        if st.status == "REFUSED":
-            reasons = "; ".join(str(p) for p in st.refusal_reasons)
-            stderr_line(f"cadastro do RT {st.technician} recusado: {reasons}")
-            raise typer.Exit(2)
+        _show_registered(st, TECHNICIAN_PREFIX + st.technician, technician_panel, json_out,
+                         f"cadastro do RT {st.technician}")
 
     execute(body, json_out)
 
@@ -107,16 +131,7 @@ def technician_status(
     json_out: bool = json_opt(),
 ) -> None:
     """Situação do cadastro do RT, prazo da análise e decisões."""
-
-    async def body(gd: Any) -> None:
-        workflow_id = technician_workflow_id(technician)
-        st = await gd.status(workflow_id)
-        if json_out:
-            show_snapshot(workflow_id, st)
-            return
-        console().print(technician_panel(st, workflow_id))
-
-    execute(body, json_out)
+    _show_status(technician, technician_workflow_id, technician_panel, json_out)
 
 
 @technician_app.command("change-email")
@@ -220,15 +235,8 @@ def beneficiaries_register(
         if "actor" not in raw or as_id or role or os.environ.get(ACTOR_ENV):
             raw["actor"] = resolve_actor(as_id, role, "customer").model_dump(exclude_none=True)
         st = await gd.start_beneficiaries(raw)
-        workflow_id = beneficiaries_workflow_id(st.request_id)
-        if json_out:
-            show_snapshot(workflow_id, st)
-        else:
-            console().print(beneficiaries_panel(st, workflow_id))
-        if st.status == "REFUSED":
-            reasons = "; ".join(str(p) for p in st.refusal_reasons)
-            stderr_line(f"cadastramento de UCs recebedoras de {st.request_id} recusado: {reasons}")
-            raise typer.Exit(2)
+        _show_registered(st, beneficiaries_workflow_id(st.request_id), beneficiaries_panel, json_out,
+                         f"cadastramento de UCs recebedoras de {st.request_id}")
 
     execute(body, json_out)
 
@@ -265,16 +273,7 @@ def beneficiaries_status(
     json_out: bool = json_opt(),
 ) -> None:
     """Situação do cadastramento das UCs recebedoras e o rateio."""
-
-    async def body(gd: Any) -> None:
-        workflow_id = beneficiaries_workflow_id(request)
-        st = await gd.status(workflow_id)
-        if json_out:
-            show_snapshot(workflow_id, st)
-            return
-        console().print(beneficiaries_panel(st, workflow_id))
-
-    execute(body, json_out)
+    _show_status(request, beneficiaries_workflow_id, beneficiaries_panel, json_out)
 
 
 

@@ -531,3 +531,72 @@ def test_technician_change_and_confirm_email(fake, cli_env):
                  "--role", "analyst"], cli_env)
     assert result.exit_code == 2 and one_line(result.stderr) == message
     assert fake.call("confirm_technician_email")[0][2] == "000000"
+
+
+# --- registrations: what `register` and `status` print ------------------------------------
+
+
+def refused_technician():
+    from models.common import Problem
+    from models.technician import TechnicianStatus
+
+    return TechnicianStatus(technician="CREA-MG-123456", status="REFUSED", refusal_reasons=[
+        Problem(field="cpf", code="invalid", message="CPF inválido: dígitos verificadores não conferem"),
+        Problem(field="email", code="invalid", message="e-mail inválido"),
+    ])  # fmt: skip
+
+
+def test_technician_register_refused_exits_2_with_every_reason(fake, cli_env):
+    fake.answers["start_technician"] = refused_technician()
+    result = gd(["technician", "register", "--name", "João", "--cpf", "111.111.111-11", "--email", "joao@",
+                 "--council", "crea", "--uf", "MG", "--registration", "123456"], cli_env)
+    (raw,), _ = fake.call("start_technician")
+    assert raw["council"] == "CREA" and raw["cpf"] == "111.111.111-11"
+    assert result.exit_code == 2
+    assert one_line(result.stderr) == ("cadastro do RT CREA-MG-123456 recusado: cpf: CPF inválido: dígitos "
+                                       "verificadores não conferem; email: e-mail inválido")
+    assert "Responsável técnico CREA-MG-123456" in result.stdout
+    assert "gd-technician-CREA-MG-123456" in result.stdout and "recusado na triagem" in result.stdout
+    as_json = gd(["technician", "register", "--name", "João", "--json"], cli_env)
+    assert as_json.exit_code == 2
+    shown = json.loads(as_json.stdout)
+    assert (shown["workflow_id"], shown["status"]) == ("gd-technician-CREA-MG-123456", "REFUSED")
+
+
+def test_beneficiaries_register_refused_exits_2_with_the_reason(fake, cli_env):
+    from models.beneficiaries import BeneficiaryStatus
+    from models.common import Problem
+
+    fake.answers["start_beneficiaries"] = BeneficiaryStatus(request_id="req-1", status="REFUSED", refusal_reasons=[
+        Problem(field="allocation.units", code="sum", message="os percentuais somam 99.99, devem somar exatamente 100"),
+    ])  # fmt: skip
+    result = gd(["beneficiaries", "register", "--request-id", "req-1", "--generator-installation", "3001234567",
+                 "--unit", "3001234568:529.982.247-25:99,99", "--as", "maria"], cli_env)
+    assert result.exit_code == 2
+    assert one_line(result.stderr) == ("cadastramento de UCs recebedoras de req-1 recusado: allocation.units: "
+                                       "os percentuais somam 99.99, devem somar exatamente 100")
+    assert "UCs recebedoras de req-1" in result.stdout and "gd-beneficiaries-req-1" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "workflow_id", "title"), [
+    (["technician", "status", "crea-mg-123456"], "gd-technician-CREA-MG-123456", "Responsável técnico CREA-MG-123456"),
+    (["beneficiaries", "status", "req-1"], "gd-beneficiaries-req-1", "UCs recebedoras de req-1"),
+    (["beneficiaries", "status", "gd-beneficiaries-req-1"], "gd-beneficiaries-req-1", "UCs recebedoras de req-1"),
+], ids=["technician", "beneficiaries", "beneficiaries by workflow id"])  # fmt: skip
+def test_registration_status_asks_the_workflow_and_shows_it(fake, cli_env, args, workflow_id, title):
+    from models.beneficiaries import BeneficiaryStatus
+    from models.technician import TechnicianStatus
+
+    fake.answers["status"] = (
+        TechnicianStatus(technician="CREA-MG-123456", status="PENDING_REVIEW", next_actor="analyst")
+        if args[0] == "technician" else
+        BeneficiaryStatus(request_id="req-1", status="PENDING_REVIEW", next_actor="analyst")
+    )  # fmt: skip
+    result = gd(args, cli_env)
+    assert result.exit_code == 0, result.output
+    assert fake.call("status")[0] == (workflow_id,)
+    assert title in result.stdout and workflow_id in result.stdout and "em análise" in result.stdout
+    as_json = gd([*args, "--json"], cli_env)
+    assert as_json.exit_code == 0
+    shown = json.loads(as_json.stdout)
+    assert (shown["workflow_id"], shown["status"], shown["next_actor"]) == (workflow_id, "PENDING_REVIEW", "analyst")
