@@ -1,33 +1,24 @@
 """BeneficiaryRegistration workflow logic on a real Temporal server, with fake activities
-registered under the real names: every allocation rule, confirmation and rejection."""
+registered under the real names: every allocation rule, confirmation and rejection (the
+fakes, the worker and the calls on a registration are tests/registration_fixtures.py)."""
 
 from __future__ import annotations
 
-from models.acks import UpdateAck
-
-import asyncio
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.worker import Worker
+from temporalio.client import Client
 
-from activities.deadlines import DeadlineActivities
-from models.activities import EmailRequest, EmailResult, IntakeCheck, IntakeResult, Transition
+from models.activities import IntakeCheck, IntakeResult, Transition
 from models.beneficiaries import BeneficiaryInput, BeneficiaryStatus
 from models.common import Problem, parse_or_problems
 from models.ids import beneficiaries_id
-from tests.access_helpers import settled_history_length
-from workflows.beneficiaries import BeneficiaryRegistrationWorkflow, next_billing_cycle
-from workflows.technician import TechnicianRegistrationWorkflow
+from tests.registration_fixtures import RecordingFakes, Registration, worker  # noqa: F401 (fixture)
+from workflows.beneficiaries import next_billing_cycle
 
 CPF = "529.982.247-25"
 OTHER_CPF = "111.444.777-35"
@@ -39,11 +30,6 @@ ANALYST = {"id": "ana.analista", "role": "analyst"}
 CUSTOMER = {"id": "cliente.maria", "role": "customer"}
 SYSTEM = {"id": "gd-orchestrator", "role": "system"}
 NOT_CONNECTED_PREFIX = "naoconectada-"
-TASK_EVENTS = {
-    "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
-    "EVENT_TYPE_WORKFLOW_TASK_STARTED",
-    "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
-}
 
 
 def unit(installation: str, *, percent: Any = None, priority: int | None = None, holder: str = CPF) -> dict:
@@ -80,14 +66,9 @@ def beneficiary_input(
     return raw
 
 
-class Fakes:
-    """Records what the workflow asked for; intake answers like records.validate_intake:
-    the model's rules, then the generating request must be CONNECTED in the store."""
-
-    def __init__(self) -> None:
-        self.transitions: list[Transition] = []
-        self.emails: list[EmailRequest] = []
-        self._lock = threading.Lock()
+class Fakes(RecordingFakes):
+    """The shared fakes; intake answers like records.validate_intake: the model's rules,
+    then the generating request must be CONNECTED in the store."""
 
     @activity.defn(name="validate_intake")
     def validate_intake(self, check: IntakeCheck) -> IntakeResult:
@@ -108,105 +89,18 @@ class Fakes:
             return IntakeResult(problems=problems)
         return IntakeResult(normalized=parsed.model_dump(mode="json"))
 
-    @activity.defn(name="record_transition")
-    def record_transition(self, t: Transition) -> None:
-        with self._lock:
-            if all((x.workflow_id, x.event_key) != (t.workflow_id, t.event_key) for x in self.transitions):
-                self.transitions.append(t)
-
-    @activity.defn(name="send_email")
-    def send_email(self, req: EmailRequest) -> EmailResult:
-        with self._lock:
-            if any(e.key == req.key for e in self.emails):
-                return EmailResult(key=req.key, template=req.template, status="duplicate")
-            self.emails.append(req)
-        return EmailResult(key=req.key, template=req.template, status="sent")
-
-    def of(self, workflow_id: str) -> tuple[list[Transition], list[EmailRequest]]:
-        return (
-            [t for t in self.transitions if t.workflow_id == workflow_id],
-            [e for e in self.emails if e.key.startswith(workflow_id + ":")],
-        )
-
-    def all(self) -> list:
-        deadlines = DeadlineActivities()
-        return [
-            self.validate_intake,
-            self.record_transition,
-            self.send_email,
-            deadlines.compute_deadline,
-            deadlines.resume_deadline,
-        ]
-
 
 @pytest.fixture
 def fakes() -> Fakes:
     return Fakes()
 
 
-@pytest.fixture
-async def worker(client: Client, task_queue: str, fakes: Fakes):
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[BeneficiaryRegistrationWorkflow, TechnicianRegistrationWorkflow],
-        activities=fakes.all(),
-        activity_executor=ThreadPoolExecutor(max_workers=4),
-    ) as running:
-        yield running
-
-
-async def start(client: Client, raw: dict, task_queue: str, workflow_id: str | None = None) -> WorkflowHandle:
-    return await client.start_workflow(
-        "BeneficiaryRegistration",
-        raw,
-        id=workflow_id or beneficiaries_id(raw["request_id"]),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        result_type=BeneficiaryStatus,
-    )
-
-
-async def status(handle: WorkflowHandle) -> BeneficiaryStatus:
-    return await handle.query("status", result_type=BeneficiaryStatus)
-
-
-async def update(handle: WorkflowHandle, name: str, args: Any) -> BeneficiaryStatus:
-    """Run the update (it answers an ack), then the status the caller goes on with."""
-    ack = await handle.execute_update(name, args, result_type=UpdateAck)
-    current = await status(handle)
-    assert (ack.update, ack.status, ack.sequence) == (name, current.status, current.sequence)
-    return current
-
-
-async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> BeneficiaryStatus:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        current = await status(handle)
-        if predicate(current):
-            return current
-        if loop.time() > deadline:
-            raise AssertionError(f"status never satisfied the condition: {current}")
-        await asyncio.sleep(0.05)
-
-
-async def quiet_history_length(handle: WorkflowHandle) -> int:
-    """History length once the workflow has nothing in flight (no pending activity, its
-    last workflow task completed): describe() and the history, not a pause in growth."""
-    return await settled_history_length(handle)
-
-
-async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:
-    """An update that must be refused: its message; no update event nor command in history
-    (the time-skipping server keeps the validator's workflow task, the dev server not)."""
-    before = await quiet_history_length(handle)
-    with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await update(handle, name, args)
-    added = (await handle.fetch_history()).events[before:]
-    kinds = {EventType.Name(e.event_type) for e in added}
-    assert kinds <= TASK_EVENTS, f"{name} refusal wrote history: {kinds - TASK_EVENTS}"
-    return str(caught.value.cause)
+BENEFICIARIES = Registration(
+    "BeneficiaryRegistration", BeneficiaryStatus, lambda raw: beneficiaries_id(raw["request_id"]))
+start, status, update, settle, refused = (
+    BENEFICIARIES.start, BENEFICIARIES.status, BENEFICIARIES.update, BENEFICIARIES.settle,
+    BENEFICIARIES.refused,
+)  # fmt: skip
 
 
 async def outcome(client: Client, task_queue: str, raw: dict) -> BeneficiaryStatus:

@@ -1,47 +1,26 @@
 """TechnicianRegistration workflow logic on a real Temporal server, with fake activities
-registered under the real names (the deadline activities are the real ones)."""
+registered under the real names (the deadline activities are the real ones; the fakes, the
+worker and the calls on a registration are tests/registration_fixtures.py)."""
 
 from __future__ import annotations
 
-from models.acks import UpdateAck
-
 import asyncio
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
-from activities.deadlines import DeadlineActivities
 from models import search_attributes as sa
-from models.activities import (
-    CredentialsRequest,
-    EmailRequest,
-    EmailResult,
-    IntakeCheck,
-    IntakeResult,
-    Transition,
-)
+from models.activities import CredentialsRequest, EmailResult, IntakeCheck, IntakeResult
 from models.common import parse_or_problems
 from models.ids import technician_id
 from models.technician import TechnicianInput, TechnicianStatus
-from tests.access_helpers import (
-    due_in_business_days,
-    server_now,
-    settled_history_length,
-    skip_to_local,
-    smtp_outage_error,
-)
-from workflows.beneficiaries import BeneficiaryRegistrationWorkflow
-from workflows.technician import TechnicianRegistrationWorkflow
+from tests.access_helpers import due_in_business_days, server_now, skip_to_local
+from tests.registration_fixtures import RecordingFakes, Registration, worker  # noqa: F401 (fixture)
 
 ANALYST = {"id": "ana.analista", "role": "analyst"}
 SUPERVISOR = {"id": "sofia.supervisora", "role": "supervisor"}
@@ -51,13 +30,6 @@ CREDENTIAL_TEMPLATES = (
     "technician_apr_approved",
     "technician_apr_set_password",
 )
-
-TASK_EVENTS = {
-    "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
-    "EVENT_TYPE_WORKFLOW_TASK_STARTED",
-    "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
-}
-
 
 
 def technician_input(**overrides: Any) -> dict[str, Any]:
@@ -79,18 +51,12 @@ def workflow_id_of(raw: dict[str, Any]) -> str:
     return technician_id(raw["council"], raw["uf"], raw["registration"])
 
 
-class Fakes:
-    """Records what the workflow asked for; answers like the real activities would."""
+class Fakes(RecordingFakes):
+    """The shared fakes, with the technician's intake and credentials e-mails."""
 
     def __init__(self) -> None:
-        self.transitions: list[Transition] = []
-        self.emails: list[EmailRequest] = []
+        super().__init__()
         self.credentials: list[CredentialsRequest] = []
-        self._lock = threading.Lock()
-        # True: every send_email attempt fails (retried by Temporal), like an SMTP outage.
-        # Retries are spaced 6 h apart (smtp_outage_error) so that skipping days of test-server
-        # time does not run thousands of attempts.
-        self.mail_down = False
 
     @activity.defn(name="validate_intake")
     def validate_intake(self, check: IntakeCheck) -> IntakeResult:
@@ -99,22 +65,6 @@ class Fakes:
         if problems:
             return IntakeResult(problems=problems)
         return IntakeResult(normalized=parsed.model_dump(mode="json"))
-
-    @activity.defn(name="record_transition")
-    def record_transition(self, t: Transition) -> None:
-        with self._lock:
-            if all((x.workflow_id, x.event_key) != (t.workflow_id, t.event_key) for x in self.transitions):
-                self.transitions.append(t)
-
-    @activity.defn(name="send_email")
-    def send_email(self, req: EmailRequest) -> EmailResult:
-        if self.mail_down:
-            raise smtp_outage_error()
-        with self._lock:
-            if any(e.key == req.key for e in self.emails):
-                return EmailResult(key=req.key, template=req.template, status="duplicate")
-            self.emails.append(req)
-        return EmailResult(key=req.key, template=req.template, status="sent")
 
     @activity.defn(name="send_technician_credentials")
     def send_technician_credentials(self, req: CredentialsRequest) -> list[EmailResult]:
@@ -125,22 +75,8 @@ class Fakes:
             for template in CREDENTIAL_TEMPLATES
         ]
 
-    def of(self, workflow_id: str) -> tuple[list[Transition], list[EmailRequest]]:
-        return (
-            [t for t in self.transitions if t.workflow_id == workflow_id],
-            [e for e in self.emails if e.key.startswith(workflow_id + ":")],
-        )
-
-    def all(self) -> list:
-        deadlines = DeadlineActivities()
-        return [
-            self.validate_intake,
-            self.record_transition,
-            self.send_email,
-            self.send_technician_credentials,
-            deadlines.compute_deadline,
-            deadlines.resume_deadline,
-        ]
+    def extra(self) -> list:
+        return [self.send_technician_credentials]
 
 
 @pytest.fixture
@@ -148,75 +84,14 @@ def fakes() -> Fakes:
     return Fakes()
 
 
-@pytest.fixture
-async def worker(client: Client, task_queue: str, fakes: Fakes):
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[TechnicianRegistrationWorkflow, BeneficiaryRegistrationWorkflow],
-        activities=fakes.all(),
-        activity_executor=ThreadPoolExecutor(max_workers=4),
-    ) as running:
-        yield running
-
-
-async def start(client: Client, raw: dict, task_queue: str, workflow_id: str | None = None) -> WorkflowHandle:
-    return await client.start_workflow(
-        "TechnicianRegistration",
-        raw,
-        id=workflow_id or workflow_id_of(raw),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        result_type=TechnicianStatus,
-    )
-
-
-async def status(handle: WorkflowHandle) -> TechnicianStatus:
-    return await handle.query("status", result_type=TechnicianStatus)
-
-
-async def update(handle: WorkflowHandle, name: str, args: Any) -> TechnicianStatus:
-    """Run the update (it answers an ack), then the status the caller goes on with."""
-    ack = await handle.execute_update(name, args, result_type=UpdateAck)
-    current = await status(handle)
-    assert (ack.update, ack.status, ack.sequence) == (name, current.status, current.sequence)
-    return current
-
-
-async def settle(handle: WorkflowHandle, predicate, timeout: float = 10.0) -> TechnicianStatus:
-    """Poll the status until ``predicate`` holds (side effects run after an update)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        current = await status(handle)
-        if predicate(current):
-            return current
-        if loop.time() > deadline:
-            raise AssertionError(f"status never satisfied the condition: {current}")
-        await asyncio.sleep(0.05)
+TECHNICIAN = Registration("TechnicianRegistration", TechnicianStatus, workflow_id_of)
+start, status, update, settle, refused = (
+    TECHNICIAN.start, TECHNICIAN.status, TECHNICIAN.update, TECHNICIAN.settle, TECHNICIAN.refused,
+)  # fmt: skip
 
 
 async def in_review(handle: WorkflowHandle) -> TechnicianStatus:
     return await settle(handle, lambda s: s.status == "PENDING_REVIEW" and s.notifications)
-
-
-async def quiet_history_length(handle: WorkflowHandle) -> int:
-    """History length once the workflow has nothing in flight (no pending activity, its
-    last workflow task completed): describe() and the history, not a pause in growth."""
-    return await settled_history_length(handle)
-
-
-async def refused(handle: WorkflowHandle, name: str, args: Any) -> str:
-    """Run an update that must be refused; return its message. Nothing of it may reach
-    history: the dev server drops the validator's workflow task; the time-skipping server
-    keeps that task's own three events, but no update event and no command."""
-    before = await quiet_history_length(handle)
-    with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await update(handle, name, args)
-    added = (await handle.fetch_history()).events[before:]
-    kinds = {EventType.Name(e.event_type) for e in added}
-    assert kinds <= TASK_EVENTS, f"{name} refusal wrote history: {kinds - TASK_EVENTS}"
-    return str(caught.value.cause)
 
 
 async def search_attributes(handle: WorkflowHandle) -> dict[str, Any]:
