@@ -12,6 +12,7 @@ per client address like the portal's login, and per RT. No address or code is lo
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -125,3 +126,94 @@ async def confirm(request: Request) -> Response:
                      error="O sistema não respondeu a tempo; tente de novo em instantes.")
     log.info("portal: RT e-mail change confirmed by link")
     return _page(request, 200, done=change)
+
+
+# --- "Meus dados": the logged-in RT asks for the change itself ------------------------------
+
+ACCOUNT_TITLE = "Meus dados"
+
+
+async def _account(request: Request, user: Any) -> dict[str, Any]:
+    """The RT's key, current address (masked), pending change, and whether the rules table
+    lets the RT ask now (the registration status' ``actions``)."""
+    from gd_client import GdClient, GdNotFound
+    from models import ids
+    from models.names import Updates
+
+    gd = portal_of(request).gd
+    key = user.council_key
+    status = await gd.query_status(ids.TECHNICIAN_PREFIX + key) or {}
+    roles = next((a["roles"] for a in status.get("actions") or [] if a["update"] == Updates.CHANGE_EMAIL), [])
+    pending = None
+    try:
+        change = await GdClient(gd.temporal(), gd.settings).email_change_status(key)
+        if change.status == "AWAITING_CONFIRMATION":
+            pending = change
+    except GdNotFound:
+        pending = None
+    current = await run_in_threadpool(gd.store.technician_email, key)
+    return {"key": key, "current": views.mask_email(current), "pending": pending,
+            "can_change": "technician" in roles}
+
+
+def _rt_or_login(request: Request) -> Any:
+    from api.routes_portal import user_or_login
+
+    user = user_or_login(request)
+    if isinstance(user, Response):
+        return user
+    if "technician" not in user.roles or not user.council_key:
+        return problem_page(request, "Meus dados do RT: entre com o login de Responsável Técnico.", 403)
+    return user
+
+
+@router.get("/meus-dados")
+async def account_page(request: Request) -> Response:
+    user = _rt_or_login(request)
+    if isinstance(user, Response):
+        return user
+    return render(request, "meus_dados.html", title=ACCOUNT_TITLE, account=await _account(request, user),
+                  values={}, errors={}, summary=[], nonce=uuid.uuid4().hex)
+
+
+@router.post("/meus-dados/email")
+async def account_change_email(request: Request) -> Response:
+    """``change_email`` as the logged-in RT (the actor from the session, never the form)."""
+    from api.deps import actor_of
+    from gd_client import GdClient, GdRefused, GdUnavailable
+
+    user = _rt_or_login(request)
+    if isinstance(user, Response):
+        return user
+    form = await form_of(request)
+    if form is None or not csrf_ok(session_of(request), form.get("csrf")):
+        return problem_page(request, CSRF_TEXT)
+    email = text(form, "email", 300)
+    account = await _account(request, user)
+
+    def again(code: int, message: str) -> Response:
+        return render(request, "meus_dados.html", status_code=code, title=ACCOUNT_TITLE, account=account,
+                      values={"email": email}, errors={"email": message}, summary=[("email", message)],
+                      nonce=uuid.uuid4().hex)
+
+    if not account["can_change"]:
+        return again(409, "A troca de e-mail não é possível na situação atual do seu cadastro")
+    if not email:
+        return again(422, "Informe o novo e-mail")
+    portal = portal_of(request)
+    if not portal.links.allow(accounts.key_of("email-change", account["key"])):
+        return again(429, "Muitos pedidos de troca; aguarde alguns minutos")
+    nonce = text(form, "pedido", 64)
+    update_id = f"portal-{nonce}" if re.fullmatch(r"[A-Za-z0-9-]{1,64}", nonce) else None
+    try:
+        change = await GdClient(portal.gd.temporal(), portal.gd.settings).change_technician_email(
+            account["key"], actor_of(user, "technician"), email, update_id)
+    except GdRefused as error:
+        return again(422, re.sub(r"^(email|change_email): ", "", error.message))
+    except GdUnavailable:
+        return again(503, "O sistema não respondeu a tempo; tente de novo em instantes")
+    session_of(request).flash = (f"Enviamos um código e um link para {change.new_email_hint}; o endereço atual "
+                                 "recebeu um aviso. Nada muda até você confirmar pelo link do e-mail.")
+    from api.routes_portal import go
+
+    return go(request, "/portal/meus-dados")

@@ -28,6 +28,7 @@ from tests.web_stack import SHOTS, DevTokens, browser, have_chromium
 
 CODE_TEMPLATE = "technician_email_change_code"
 NOTICE_TEMPLATE = "technician_email_change_notice"
+PASSWORD = "Sol-e-rede-2026"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -201,8 +202,45 @@ async def test_analyst_corrects_a_typo_and_the_rt_confirms_by_the_link(stack, ch
     while not [m for m in stack.smtp.messages[since:] if right in str(m["To"])]:
         assert loop.time() < give_up, [m["To"] for m in stack.smtp.messages[since:]]
         await asyncio.sleep(0.2)
-    assert "/portal/definir-senha?token=" in text_of([m for m in stack.smtp.messages[since:] if right in str(m["To"])][0])
+    forgot = text_of([m for m in stack.smtp.messages[since:] if right in str(m["To"])][0])
     assert not [m for m in stack.smtp.messages[since:] if typo in str(m["To"])]
+    set_link = re.search(r"(http://\S+/portal/definir-senha\?token=\S+)", forgot).group(1)
+
+    # 6. With the password registered from that e-mail, the RT logs in; "Meus dados" shows
+    # the new address, and the RT itself can ask for the next change.
+    await rt_page.goto(set_link)
+    await rt_page.get_by_label(re.compile(r"^Login( \*)?$")).fill(key)
+    await rt_page.get_by_label("Nova senha").fill(PASSWORD)
+    await rt_page.get_by_label("Repita a senha").fill(PASSWORD)
+    await rt_page.get_by_role("button", name="Registrar a senha").click()
+    await rt_page.wait_for_url(re.compile(r"/portal/entrar$"))
+    await rt_page.get_by_label(re.compile(r"^Login( \*)?$")).fill(key)
+    await rt_page.get_by_label(re.compile(r"^Senha( \*)?$")).fill(PASSWORD)
+    await rt_page.get_by_role("button", name="Entrar").click()
+    await rt_page.wait_for_url(re.compile(r"/portal/servicos$"))
+    await rt_page.get_by_role("link", name="Meus dados").click()
+    await rt_page.wait_for_url(re.compile(r"/portal/meus-dados$"))
+    shown = await rt_page.locator("main").inner_text()
+    assert key in shown and "p***@engenharia.example.com" in shown and right not in shown
+    since = len(stack.smtp.messages)
+    await rt_page.get_by_label(re.compile(r"^Novo e-mail")).fill(right.upper())
+    await rt_page.get_by_role("button", name="Enviar link ao novo e-mail").click()
+    await rt_page.wait_for_load_state()
+    assert "igual ao já cadastrado" in await rt_page.locator("#email-erro").inner_text()
+    later = f"paula.{suffix}@outro.example.net"
+    await rt_page.get_by_label(re.compile(r"^Novo e-mail")).fill(later)
+    await rt_page.get_by_role("button", name="Enviar link ao novo e-mail").click()
+    await rt_page.wait_for_url(re.compile(r"/portal/meus-dados$"))
+    shown = await rt_page.locator("main").inner_text()
+    assert "Enviamos um código e um link para p***@outro.example.net" in shown
+    assert "aguardando a confirmação" in shown
+    width = await rt_page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, width
+    await no_serious_axe(rt_page)
+    await shot(rt_page, "portal-rt-meus-dados-360")
+    await wait_mails(stack, CODE_TEMPLATE, later, 1, since)
+    notice = (await wait_mails(stack, NOTICE_TEMPLATE, right, 1, since))[0]
+    assert "pelo próprio RT" in text_of(notice)
     await context.close()
     await phone.close()
 
