@@ -278,3 +278,22 @@ async def test_a_retried_change_email_with_the_same_idempotency_key_sends_one_co
         await asyncio.sleep(1.0)
         assert len(mails(stack, CODE_TEMPLATE, new, since)) == 2
         assert len(mails(stack, NOTICE_TEMPLATE, old, since)) == 2
+
+
+async def test_the_confirmation_page_is_rate_limited_like_the_login(stack):
+    """20 tries a minute per client address (the portal login's limiter): guessing codes
+    through the page stops at 429, and the page says so in pt-BR."""
+    import httpx
+
+    link = "/portal/rt/email/confirmar?rt=CREA-MG-{n}&codigo=123456"
+    answers = []
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        for n in range(21):
+            r = await http.get(link.format(n=200000 + n))
+            answers.append(r.status_code)
+            if r.status_code == 429:
+                assert "Muitas tentativas; aguarde alguns minutos" in r.text
+                break
+    assert answers[-1] == 429, answers
+    assert set(answers[:-1]) == {409}, answers  # before: "no change waits" for these RTs
+    assert len(answers) <= 21
