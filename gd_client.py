@@ -579,14 +579,23 @@ class GdClient:
 
     # --- the RT's e-mail corrected (workflows/email_change.py) ---------------------------
 
-    async def change_technician_email(self, technician: str, actor: ActorLike, email: str) -> EmailChangeStatus:
+    async def change_technician_email(self, technician: str, actor: ActorLike, email: str,
+                                      update_id: str | None = None) -> EmailChangeStatus:
         """Ask to change the RT's e-mail: a code goes to ``email``, a notice to the current
         address; nothing changes until ``confirm_technician_email``. Starts the RT's
-        TechnicianEmailChange (or joins the pending one, whose code it replaces)."""
+        TechnicianEmailChange (or joins the pending one, whose code it replaces).
+
+        ``update_id`` (the HTTP ``Idempotency-Key``, a web form's nonce) makes a retry
+        answer the first outcome without a second code: the server keeps one update per
+        id in a run, and a run that has ended (confirmed, expired) is asked first."""
         key = parse_technician_key(technician).key
         args = _dump(_parse(ChangeEmailArgs, {"actor": _dump(parse_actor(actor)), "email": email},
                             Updates.CHANGE_EMAIL))
         workflow_id = ids.email_change_id(key)
+        if update_id is not None:
+            first = await self._email_update_outcome(workflow_id, update_id)
+            if first is not None:
+                return first
         for attempt in (1, 2):
             try:
                 handle = await self.client.start_workflow(
@@ -594,22 +603,28 @@ class GdClient:
                     task_queue=self.settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
-                return await self._email_update(handle, Updates.CHANGE_EMAIL, args)
+                return await self._email_update(handle, Updates.CHANGE_EMAIL, args, update_id)
             except RPCError as error:
                 # The run we joined ended between the start and the update: start anew once.
                 if error.status != RPCStatusCode.NOT_FOUND or attempt == 2:
                     raise self._rpc_error(error, workflow_id) from error
         raise AssertionError("unreachable")
 
-    async def confirm_technician_email(self, technician: str, actor: ActorLike, code: str) -> EmailChangeStatus:
-        """Confirm the RT's new e-mail with the code it received there."""
+    async def confirm_technician_email(self, technician: str, actor: ActorLike, code: str,
+                                       update_id: str | None = None) -> EmailChangeStatus:
+        """Confirm the RT's new e-mail with the code it received there (``update_id``: as
+        in ``change_technician_email``)."""
         key = parse_technician_key(technician).key
         args = _dump(_parse(ConfirmEmailArgs, {"actor": _dump(parse_actor(actor)), "code": code},
                             Updates.CONFIRM_EMAIL))
         workflow_id = ids.email_change_id(key)
+        if update_id is not None:
+            first = await self._email_update_outcome(workflow_id, update_id)
+            if first is not None:
+                return first
         try:
             return await self._email_update(self.client.get_workflow_handle(workflow_id),
-                                            Updates.CONFIRM_EMAIL, args)
+                                            Updates.CONFIRM_EMAIL, args, update_id)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise self._rpc_error(error, workflow_id) from error
@@ -628,10 +643,29 @@ class GdClient:
         refusal.kind = "StatusRefused" if last is None or last.status not in ("EXPIRED", "LOCKED") else "InputRefused"  # type: ignore[attr-defined]
         raise refusal
 
-    async def _email_update(self, handle: Any, name: str, args: dict[str, Any]) -> EmailChangeStatus:
+    async def _email_update_outcome(self, workflow_id: str, update_id: str) -> EmailChangeStatus | None:
+        """The outcome of update ``update_id`` in the RT's latest change run, if that run
+        already has it (accepted: its status; refused: the same GdRefused); else None."""
+        handle = self.client.get_workflow_handle(workflow_id).get_update_handle(
+            update_id, result_type=EmailChangeStatus)
+        try:
+            return await asyncio.wait_for(handle.result(rpc_timeout=timedelta(seconds=2)), 3.0)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError):
+                refusal = GdRefused(cause.message)
+                refusal.kind = cause.type or "InputRefused"  # type: ignore[attr-defined]
+                raise refusal from error
+            raise
+        except Exception:  # noqa: BLE001 - no such run or update (yet): send it
+            return None
+
+    async def _email_update(self, handle: Any, name: str, args: dict[str, Any],
+                            update_id: str | None = None) -> EmailChangeStatus:
         try:
             return await asyncio.wait_for(
-                handle.execute_update(name, args, result_type=EmailChangeStatus), UPDATE_TIMEOUT_S)
+                handle.execute_update(name, args, id=update_id, result_type=EmailChangeStatus),
+                UPDATE_TIMEOUT_S)
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError):

@@ -42,6 +42,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from typing import Any
+from urllib.parse import urlencode
 
 import aiosmtplib
 import sqlalchemy as sa
@@ -238,7 +239,8 @@ class MailActivities:
             key=req.key, template="technician_email_change_code",
             sender=self.settings.sender_partweb, to=[req.email], cc=[],
             context={"technician": req.technician, "code": code,
-                     "expires_at": req.expires_at.isoformat()},
+                     "expires_at": req.expires_at.isoformat(),
+                     "confirm_url": self._confirm_email_url(req.technician, code)},
             attachments=[], on_claim=store_hash, on_refused=drop_hash))
 
     # --- the outbox -----------------------------------------------------------------
@@ -430,6 +432,12 @@ class MailActivities:
 
     def _set_password_url(self, token: str) -> str:
         return f"{self.settings.apr_url.rstrip('/')}/DefinirSenha.aspx?token={token}"
+
+    def _confirm_email_url(self, technician: str, code: str) -> str:
+        """The portal page that confirms a new address (api/routes_portal_email.py): like the
+        set-password link, under ``GD_APR_URL`` (``https://<host>/portal`` in a deploy)."""
+        query = urlencode({"rt": technician, "codigo": code})
+        return f"{self.settings.apr_url.rstrip('/')}/rt/email/confirmar?{query}"
 
     def _compose(self, out: _Outgoing) -> Message:
         """The MIME message: text and HTML alternatives, then the attachments.

@@ -100,7 +100,7 @@ TEMPLATES: dict[str, TemplateInfo] = {
     # the set-password e-mail. The code goes to the new address; the notice to the old
     # one (new_email_hint: ``j***@example.com``, never the address in clear).
     "technician_email_change_code": TemplateInfo(
-        "sender_partweb", ("technician", "code", "expires_at")),
+        "sender_partweb", ("technician", "code", "expires_at"), ("confirm_url",)),
     "technician_email_change_notice": TemplateInfo(
         "sender_partweb", ("technician", "new_email_hint", "expires_at"), ("requested_by",)),
     # Cadastramento de UC recebedora (BeneficiaryRegistration).

@@ -48,7 +48,7 @@ def include_routers(app: FastAPI) -> None:
     """Every router of the API: one line each."""
     from api import (
         access_requests, beneficiaries, documents, operations, reports, routes_events,
-        routes_installations, routes_portal, routes_portal_accounts, routes_technicians,
+        routes_installations, routes_portal, routes_portal_accounts, routes_portal_email, routes_technicians,
         routes_web,
         technicians,
     )
@@ -64,6 +64,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(routes_installations.router)  # the customer base (issue 17)
     app.include_router(routes_technicians.router)  # the RT's APR password (issue 17)
     app.include_router(routes_portal_accounts.router)  # the portal's accounts (issue 22)
+    app.include_router(routes_portal_email.router)  # the RT's new e-mail confirmed by link (issue 17)
     app.include_router(routes_portal.router)  # the RT/customer portal under /portal (issue 22)
 
 

@@ -25,7 +25,7 @@ from api.deps import (
 )
 from api.openapi import PROBLEM_RESPONSES, json_body
 from api.problems import ApiProblem, invalid
-from api.updates import run_update, snake
+from api.updates import idempotency_key, run_update, snake
 from domain import rules
 from models import ids
 from models.common import REFUSAL_HTTP_STATUS
@@ -131,16 +131,19 @@ async def technician_action(request: Request, council_key: str, update: str) -> 
 
 async def email_action(request: Request, key: str, update: str, args: dict[str, Any]) -> Response:
     """change_email → 202 (a code went to the new address; nothing changed yet);
-    confirm_email → 200 (the new address is the RT's). Refusals as any update's."""
+    confirm_email → 200 (the new address is the RT's). Refusals as any update's.
+    ``Idempotency-Key`` is the update's id (API.md): a retried change_email answers the
+    first outcome and sends no second code or notice."""
     from gd_client import GdClient, GdRefused, GdUnavailable
 
     gd = gd_of(request)
     client = GdClient(gd.temporal(), gd.settings)
+    update_id = idempotency_key(request)
     try:
         if update == Updates.CHANGE_EMAIL:
-            st = await client.change_technician_email(key, args["actor"], args["email"])
+            st = await client.change_technician_email(key, args["actor"], args["email"], update_id)
         else:
-            st = await client.confirm_technician_email(key, args["actor"], args["code"])
+            st = await client.confirm_technician_email(key, args["actor"], args["code"], update_id)
     except GdUnavailable:
         raise gd.unavailable("o worker") from None
     except GdRefused as error:

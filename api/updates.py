@@ -22,10 +22,7 @@ from models.common import REFUSAL_HTTP_STATUS
 
 async def run_update(request: Request, workflow_id: str, update: str, args: dict[str, Any], status: dict[str, Any] | None) -> Response:
     gd = gd_of(request)
-    key = request.headers.get("idempotency-key")
-    if key is not None and not (1 <= len(key) <= 64 and key.isprintable() and key.isascii()):
-        raise ApiProblem(422, "bad_idempotency_key", "Idempotency-Key: 1 a 64 caracteres ASCII imprimíveis",
-                         [{"field": "Idempotency-Key", "code": "format", "message": "1 a 64 caracteres ASCII imprimíveis"}])
+    key = idempotency_key(request)
     handle = gd.temporal().get_workflow_handle(workflow_id)
     if_match = request.headers.get("if-match")
     if if_match is not None and status is None:
@@ -58,6 +55,15 @@ async def run_update(request: Request, workflow_id: str, update: str, args: dict
     if current is None:
         raise ApiProblem(404, "not_found", "processo não encontrado")
     return status_response(current, 200)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header (API.md: the update's id), checked; None if absent."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (1 <= len(key) <= 64 and key.isprintable() and key.isascii()):
+        raise ApiProblem(422, "bad_idempotency_key", "Idempotency-Key: 1 a 64 caracteres ASCII imprimíveis",
+                         [{"field": "Idempotency-Key", "code": "format", "message": "1 a 64 caracteres ASCII imprimíveis"}])
+    return key
 
 
 async def update_done(handle: Any, key: str) -> bool:

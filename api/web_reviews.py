@@ -15,6 +15,7 @@ without that confirmation is not sent to the workflow.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -81,7 +82,8 @@ class Kind:
 RT = Kind("rt", "/ui/rts", "Cadastros de RT", "reject_technician", TECH_STATUS,
           lambda key: ids.TECHNICIAN_PREFIX + key, lambda key: bool(_KEY.fullmatch(key)),
           {Updates.APPROVE: "Aprovar o cadastro do RT", Updates.REJECT: "Rejeitar o cadastro"},
-          {Updates.APPROVE: "aprovar o cadastro do RT", Updates.REJECT: "rejeitar o cadastro"})
+          {Updates.APPROVE: "aprovar o cadastro do RT", Updates.REJECT: "rejeitar o cadastro",
+           Updates.CHANGE_EMAIL: "pedir a troca do e-mail do RT"})
 UC = Kind("uc", "/ui/ucs", "UCs recebedoras", "reject_beneficiaries", UC_STATUS,
           ids.beneficiaries_id, lambda key: bool(_REQUEST_ID.fullmatch(key)),
           {Updates.CONFIRM: "Confirmar o cadastramento", Updates.REJECT: "Rejeitar o cadastramento"},
@@ -212,9 +214,29 @@ async def review_context(request: Request, kind: Kind, key: str, principal: Prin
         council, uf, registration = key.split("-", 2)
         context["council"] = {"council": council, "uf": uf, "registration": registration,
                               "site": COUNCIL_SITES[council].format(uf=uf)}
+        context.update(await email_context(web, key, status, principal))
     else:
         context["parent"] = key
     return context
+
+
+async def email_context(web: Any, key: str, status: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """The RT's current address (the store's: a confirmed change is there, not in the
+    registration's input), its pending change, and whether this user may ask for one:
+    the rules table's ``actions`` for the registration's status and the user's roles."""
+    from gd_client import GdClient
+
+    email_now = await run_in_threadpool(web.gd.store.technician_email, key)
+    roles = next((a["roles"] for a in status.get("actions") or [] if a["update"] == Updates.CHANGE_EMAIL), None)
+    pending = None
+    try:
+        change = await GdClient(web.gd.temporal(), web.gd.settings).email_change_status(key)
+        if change.status == "AWAITING_CONFIRMATION":
+            pending = change
+    except Exception:  # noqa: BLE001 - no change asked yet (or Temporal busy): nothing to show
+        pending = None
+    return {"email_now": email_now, "email_form": bool(roles) and principal.first_role(roles) is not None,
+            "email_pending": pending, "nonce": uuid.uuid4().hex}
 
 
 async def _page(request: Request, kind: Kind, key: str) -> Response:
@@ -318,3 +340,73 @@ async def technician_action(request: Request, key: str, update: str) -> Response
 @router.post("/ucs/{key}/acoes/{update}")
 async def beneficiary_action(request: Request, key: str, update: str) -> Response:
     return await _act(request, UC, key, update)
+
+
+# --- the RT's e-mail corrected (TechnicianEmailChange) ------------------------------------------
+
+_NONCE = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+@router.post("/rts/{key}/email")
+async def technician_email_change(request: Request, key: str) -> Response:
+    """"Corrigir o e-mail do RT": ``change_email`` as the analyst. A code goes to the new
+    address (with the portal's confirmation link), a notice to the current one; nothing
+    changes until the RT confirms. The form's nonce is the update's id: sending the same
+    form twice sends one code."""
+    from gd_client import GdClient, GdRefused, GdUnavailable
+    from models.technician import ChangeEmailArgs
+
+    principal = _reviewer(request)
+    if isinstance(principal, Response):
+        return principal
+    key = key.strip().upper()
+    if not RT.valid(key):
+        return forbidden(request, "Cadastro não encontrado.", 404)
+    form = await form_of(request)
+    refused = csrf_refused(request, form)
+    if refused is not None:
+        return refused
+    context = await review_context(request, RT, key, principal)
+    if context is None:
+        return forbidden(request, f"Cadastro {key} não encontrado.", 404)
+    email = form.get("email").strip()[:300] if isinstance(form.get("email"), str) else ""
+    values = {"email": email}
+
+    def again(code: int, message: str, field: str = "") -> Response:
+        return render(request, "cadastro.html", status_code=code, title=f"{RT.title}: {key}", **context,
+                      errors={field: message} if field else {}, summary=[(field, message)], values=values,
+                      chosen=[], failed=Updates.CHANGE_EMAIL, stale=False)
+
+    status = context["st"]
+    roles = next((a["roles"] for a in status.get("actions") or [] if a["update"] == Updates.CHANGE_EMAIL), None)
+    role = principal.first_role(roles) if roles else None
+    if role is None:
+        state = RT.status_text.get(status.get("status"), status.get("status"))
+        return again(409, f"Corrigir o e-mail: não é possível na situação atual ({state}) com o seu papel")
+    if not email:
+        return again(422, "Informe o novo e-mail do RT", "email")
+    args = {"actor": actor_of(principal, role), "email": email}
+    _, found = parse_or_problems(ChangeEmailArgs, args)
+    problems = [p for p in found if not p.field.startswith("actor")]
+    if problems:
+        return again(422, problems[0].message, "email")
+    nonce = form.get("pedido")
+    update_id = f"web-{nonce}" if isinstance(nonce, str) and _NONCE.fullmatch(nonce) else None
+    web = web_of(request)
+    try:
+        change = await GdClient(web.gd.temporal(), web.gd.settings).change_technician_email(
+            key, args["actor"], email, update_id)
+    except GdRefused as error:
+        message = error.message
+        named = re.match(r"^email: (.+)$", message, re.S)
+        if named:
+            return again(422, named.group(1), "email")
+        from models.common import REFUSAL_HTTP_STATUS
+
+        return again(REFUSAL_HTTP_STATUS.get(getattr(error, "kind", "InputRefused"), 422), message)
+    except GdUnavailable:
+        return again(503, "O processamento não respondeu a tempo; confira a situação antes de tentar de novo.")
+    session_of(request).flash = (
+        f"Código de confirmação enviado a {change.new_email_hint}; o endereço atual recebeu um aviso. "
+        "Nada muda até o RT confirmar pelo link ou código do e-mail.")
+    return go(request, f"{RT.path}/{key}")
