@@ -2,7 +2,7 @@
 e-mail (``<GD_APR_URL>/rt/email/confirmar?rt=KEY&codigo=CODE``, activities/mail.py) opens
 it. No login: holding the code proves the new address (it was sent only there).
 
-GET shows what will change (both addresses masked) and a "Confirmar novo e-mail" button;
+GET shows what will change (the new address masked; not the current one) and a "Confirmar novo e-mail" button;
 only the POST (with the session's CSRF token) sends ``confirm_email`` to the RT's
 TechnicianEmailChange, so a mail scanner that follows the link changes nothing. A wrong,
 expired or used code is the workflow's refusal, in pt-BR; nothing changes. Rate-limited
@@ -72,9 +72,9 @@ async def _change(request: Request, key: str) -> tuple[dict[str, Any] | None, st
         return None, NOTHING
     if change.status != "AWAITING_CONFIRMATION":
         return None, GONE.get(change.status, NOTHING)
-    current = await run_in_threadpool(gd.store.technician_email, key)
-    return {"key": key, "current": views.mask_email(current), "new": change.new_email_hint,
-            "expires_at": change.expires_at}, None
+    # Not the current address, even masked: whoever holds a link (or guesses a council key)
+    # learns nothing of the registration before the code is checked on the POST.
+    return {"key": key, "new": change.new_email_hint, "expires_at": change.expires_at}, None
 
 
 def _page(request: Request, status_code: int, **context: Any) -> Response:
