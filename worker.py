@@ -335,11 +335,14 @@ def all_activities(deps: Dependencies) -> list:
     ]
 
 
-# The sticky cache: workflows kept in memory between tasks. Each cached AccessRequest (its
-# sandboxed module and state) holds ~0.45 MiB (python -m bench.scale --open 500: 379 MiB of
-# RSS with 499 cached); the SDK's default of 1000 would pass 500 MiB. A workflow out of the
-# cache is replayed from its history when it next gets a task or a query (~45 ms of CPU).
-MAX_CACHED_WORKFLOWS = 500
+# The sticky cache: workflows kept in memory between tasks. A workflow out of the cache is
+# replayed from its history when it next gets a task or a query (~30 ms of worker CPU for
+# a seeded open request). Each cached AccessRequest holds ~0.26 MiB once its modules'
+# code is shared (share_workflow_code; ~0.45 before): python -m bench.scale --open 500:
+# 260 MiB idle with 500 cached; --open 2000 --max-cached 1200: 442 MiB idle, but 574 MiB
+# after a restart that replayed all 2000 through the cache (freed memory the allocator
+# keeps). 800 keeps that case under the 500 MiB target too.
+MAX_CACHED_WORKFLOWS = 800
 
 
 def build_worker(
