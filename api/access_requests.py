@@ -21,6 +21,7 @@ from api.deps import (
     AUDITORS,
     PARTY_ROLES,
     PREFIX,
+    STAFF_READERS,
     START_TIMEOUT_S,
     Facts,
     Gd,
@@ -110,16 +111,20 @@ def _reused(request_id: str, workflow_id: str) -> ApiProblem:
                       f"request_id: '{request_id}' já foi usado para outra solicitação com conteúdo diferente")
 
 
-async def readable_request(request: Request, principal: Principal, request_id: str) -> tuple[str, dict[str, Any], Facts]:
+async def readable_request(request: Request, principal: Principal, request_id: str) -> tuple[str, dict[str, Any], Facts | None]:
     gd = gd_of(request)
     workflow_id = ids.access_request_id(check_request_id(request_id))
     status = await gd.query_status(workflow_id)
     missing = ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
     if status is None:
         raise missing
-    facts = await gd.facts(workflow_id)
-    if not may_read(principal, facts):
-        raise missing
+    facts = None
+    if not any(r in STAFF_READERS for r in principal.roles):
+        # A party's read: who the request's parties are comes from its first history page
+        # (one more call the first time; staff read every request without it).
+        facts = await gd.facts(workflow_id)
+        if not may_read(principal, facts):
+            raise missing
     return workflow_id, status, facts
 
 

@@ -214,7 +214,10 @@ async def principal_of(request: Request, action: str, request_id: str | None = N
     header = request.headers.get("authorization")
     verifier = gd_of(request).verifier
     token = Verifier.bearer(header)  # AuthError (401) when absent or malformed
-    if verifier.needs_fetch(token):  # an unknown kid: fetch the JWKS off the event loop
+    found = verifier.remembered(token)
+    if found is not None:  # verified less than a minute ago (Verifier.verify)
+        pass
+    elif verifier.needs_fetch(token):  # an unknown kid: fetch the JWKS off the event loop
         found = await run_in_threadpool(verifier.verify, header)
     else:
         found = verifier.verify(header)

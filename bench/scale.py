@@ -62,6 +62,7 @@ from bench.lifecycle import (
     wait_status,
 )
 from models.names import Queries, Updates, Workflows
+from worker import MAX_CACHED_WORKFLOWS
 
 # Share of the open processes in each waiting status (weights; the rest of a distributor's
 # open work: most under analysis or waiting for the RT, some in the field).
@@ -569,7 +570,7 @@ class Scale:
         self.report["worker_rss_mib"] = rss.get("VmRSS")
         self.report["worker_peak_rss_mib"] = rss.get("VmHWM")
         self.report["worker_idle_cpu_pct"] = round(idle * 100, 2)
-        self.report["worker_max_cached"] = self.args.max_cached or "default (1000)"
+        self.report["worker_max_cached"] = self.args.max_cached or f"default ({MAX_CACHED_WORKFLOWS})"
         log(f"worker: RSS {rss}, CPU ocioso {idle * 100:.2f} % de um núcleo")
 
     def measure_db(self) -> None:
@@ -650,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=40, help="amostras de cada visão da fila (×5 GETs; ÷2 ações por analista)")
     parser.add_argument("--think", type=float, default=5.0,
                         help="pausa média (s) de cada analista entre duas ações (0,5–1,5×; 0: sem pausa, a saturação)")
-    parser.add_argument("--max-cached", type=int, default=None, help="max_cached_workflows do worker (padrão do SDK: 1000)")
+    parser.add_argument("--max-cached", type=int, default=None, help=f"max_cached_workflows do worker (padrão: worker.MAX_CACHED_WORKFLOWS = {MAX_CACHED_WORKFLOWS})")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--keep", action="store_true")
