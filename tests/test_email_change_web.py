@@ -14,17 +14,15 @@ Debian's Chromium (Playwright) and the HTTP API:
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 from urllib.parse import parse_qs, urlparse
 
 import pytest_asyncio
 
-from tests import api_stack
 from tests.test_api import Who, settled
 from tests.test_web import login, no_serious_axe
-from tests.web_stack import SHOTS, DevTokens, browser, have_chromium
+from tests.web_stack import chromium, portal_stack, shot  # noqa: F401 (chromium: a fixture)
 
 CODE_TEMPLATE = "technician_email_change_code"
 NOTICE_TEMPLATE = "technician_email_change_notice"
@@ -35,47 +33,8 @@ PASSWORD = "Sol-e-rede-2026"
 async def stack(tmp_path_factory):
     """As tests/test_portal.py: dev auth, the API's SMTP at the sink, and the worker's
     GD_APR_URL pointed at this portal (the code e-mail's link lands here)."""
-    tmp = tmp_path_factory.mktemp("emailweb")
-    key = tmp / "dev-key.pem"
-    port = api_stack.free_port()
-    original_env, original_port = api_stack.api_env, api_stack.free_port
-    saved = os.environ.get("GD_APR_URL")
-    os.environ["GD_APR_URL"] = f"http://127.0.0.1:{port}/portal"
-
-    def env(settings, *args):
-        out = original_env(settings, *args)
-        out.update({"GD_AUTH_MODE": "dev", "GD_AUTH_DEV_KEY": str(key), "GD_ENV": "dev",
-                    "GD_SMTP_HOST": "127.0.0.1", "GD_SMTP_PORT": str(settings.smtp_port)})
-        return out
-
-    api_stack.api_env, api_stack.free_port = env, (lambda: port)
-    try:
-        async with api_stack.running_stack(tmp) as running:
-            api_stack.api_env, api_stack.free_port = original_env, original_port
-            running.who = Who(DevTokens(key))
-            yield running
-    finally:
-        api_stack.api_env, api_stack.free_port = original_env, original_port
-        if saved is None:
-            os.environ.pop("GD_APR_URL", None)
-        else:
-            os.environ["GD_APR_URL"] = saved
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    assert have_chromium(), "chromium ausente: apt-get install -y chromium"
-    async with async_playwright() as p:
-        b = await browser(p)
-        yield b
-        await b.close()
-
-
-async def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    async with portal_stack(tmp_path_factory.mktemp("emailweb"), link_here=True) as running:
+        yield running
 
 
 def text_of(message) -> str:

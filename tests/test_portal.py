@@ -10,7 +10,6 @@ vistoria and registers a UC recebedora. The analyst's decisions go through the H
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 
@@ -19,7 +18,6 @@ import pytest
 import pytest_asyncio
 
 from domain import reasons as catalogue
-from tests import api_stack
 from tests.pdf_fixture import make_pdf
 from tests.store_fixtures import (  # noqa: F401
     access_raw,
@@ -32,8 +30,7 @@ from tests.store_fixtures import (  # noqa: F401
     upload_pdf,
 )
 
-from tests.test_api import Who
-from tests.web_stack import SHOTS, DevTokens, axe_serious, browser, have_chromium
+from tests.web_stack import axe_serious, chromium, portal_stack, shot  # noqa: F401 (chromium: a fixture)
 
 CPF = "52998224725"
 RT_CPF = "11144477735"
@@ -45,47 +42,8 @@ PASSWORD = "Sol-e-rede-2026"
 async def stack(tmp_path_factory):
     """The API stack in dev auth mode, its SMTP settings pointed at the sink, and the
     worker's APR link (GD_APR_URL) pointed at this portal, on a port chosen up front."""
-    tmp = tmp_path_factory.mktemp("portal")
-    key = tmp / "dev-key.pem"
-    port = api_stack.free_port()
-    original_env, original_port = api_stack.api_env, api_stack.free_port
-    saved = os.environ.get("GD_APR_URL")
-    os.environ["GD_APR_URL"] = f"http://127.0.0.1:{port}/portal"
-
-    def env(settings, *args):
-        out = original_env(settings, *args)
-        out.update({"GD_AUTH_MODE": "dev", "GD_AUTH_DEV_KEY": str(key), "GD_ENV": "dev",
-                    "GD_SMTP_HOST": "127.0.0.1", "GD_SMTP_PORT": str(settings.smtp_port)})
-        return out
-
-    api_stack.api_env, api_stack.free_port = env, (lambda: port)
-    try:
-        async with api_stack.running_stack(tmp) as running:
-            api_stack.api_env, api_stack.free_port = original_env, original_port
-            running.who = Who(DevTokens(key))
-            yield running
-    finally:
-        api_stack.api_env, api_stack.free_port = original_env, original_port
-        if saved is None:
-            os.environ.pop("GD_APR_URL", None)
-        else:
-            os.environ["GD_APR_URL"] = saved
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    assert have_chromium(), "chromium ausente: apt-get install -y chromium"
-    async with async_playwright() as p:
-        b = await browser(p)
-        yield b
-        await b.close()
-
-
-async def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    async with portal_stack(tmp_path_factory.mktemp("portal"), link_here=True) as running:
+        yield running
 
 
 async def fits(page) -> None:

@@ -7,23 +7,19 @@ the test server jumps its clock when the test calls ``stack.env.sleep``."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
 
 import pytest_asyncio
 
-from tests import api_stack
-from tests.test_api import Who
 from tests.test_portal import (
     PASSWORD,
     fits,
     pdf_file,
-    shot,
     until_status,
 )
 from tests.pdf_fixture import make_pdf
-from tests.web_stack import DevTokens, browser, have_chromium
+from tests.web_stack import chromium, portal_stack, shot  # noqa: F401 (chromium: a fixture)
 
 CPF = "52998224725"  # holder of 3001234567 in the demo customer base
 RT_KEY = "CREA-MG-654321"
@@ -31,35 +27,8 @@ RT_KEY = "CREA-MG-654321"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("portal-lapse")
-    key = tmp / "dev-key.pem"
-    original = api_stack.api_env
-
-    def env(settings, *args):
-        out = original(settings, *args)
-        out.update({"GD_AUTH_MODE": "dev", "GD_AUTH_DEV_KEY": str(key), "GD_ENV": "dev",
-                    "GD_SMTP_HOST": "127.0.0.1", "GD_SMTP_PORT": str(settings.smtp_port)})
-        return out
-
-    api_stack.api_env = env
-    try:
-        async with api_stack.running_stack(tmp, time_skipping=True) as running:
-            api_stack.api_env = original
-            running.who = Who(DevTokens(key))
-            yield running
-    finally:
-        api_stack.api_env = original
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    assert have_chromium(), "chromium ausente: apt-get install -y chromium"
-    async with async_playwright() as p:
-        b = await browser(p)
-        yield b
-        await b.close()
+    async with portal_stack(tmp_path_factory.mktemp("portal-lapse"), time_skipping=True) as running:
+        yield running
 
 
 def approved_rt_with_password(stack) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from tests.web_stack import SHOTS, axe_serious, browser, have_chromium, web_stack
+from tests.web_stack import SHOTS, axe_serious, chromium, web_stack  # noqa: F401 (chromium: a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,17 +40,6 @@ async def oidc(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    assert have_chromium(), "chromium ausente: make chromium (apt-get install -y chromium)"
-    async with async_playwright() as p:
-        b = await browser(p)
-        yield b
-        await b.close()
 
 
 def provider_events(stack) -> list[dict]:

@@ -20,7 +20,7 @@ import pytest_asyncio
 from domain import reasons as catalogue
 from tests.pdf_fixture import make_pdf
 from tests.test_api import CPF, Who, act, approved_rt, doc, request_body, settled
-from tests.web_stack import SHOTS, DevTokens, axe_serious, browser, have_chromium, web_stack
+from tests.web_stack import DevTokens, axe_serious, chromium, shot, web_stack  # noqa: F401 (chromium: a fixture)
 
 
 APR_KINDS = ("electrical_project", "art_rrt", "single_line_diagram", "descriptive_memorial")
@@ -34,17 +34,6 @@ async def stack(tmp_path_factory):
     async with web_stack(tmp, {"GD_AUTH_MODE": "dev", "GD_AUTH_DEV_KEY": str(key)}) as running:
         running.who = Who(DevTokens(key))
         yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    assert have_chromium(), "chromium ausente: make chromium (apt-get install -y chromium)"
-    async with async_playwright() as p:
-        b = await browser(p)
-        yield b
-        await b.close()
 
 
 async def under_analysis(http, who: Who, power_kw: float = 8.5) -> dict:
@@ -104,11 +93,6 @@ async def until_row_reads(page, url: str, ns: str, cell: str, text: str, timeout
             return
         assert loop.time() < give_up, (ns, seen)
         await asyncio.sleep(0.3)
-
-
-async def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 async def no_serious_axe(page) -> None:

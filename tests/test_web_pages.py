@@ -23,7 +23,7 @@ from domain import reasons as catalogue
 from domain.calendar import TZ
 from tests.test_api import CPF, Who, act, approved_rt, doc, settled
 from tests.test_web import login, no_serious_axe, queue_rows, shot, under_analysis, until_row_reads
-from tests.web_stack import DevTokens, browser, have_chromium, web_stack
+from tests.web_stack import DevTokens, chromium, web_stack  # noqa: F401 (chromium: a fixture)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -35,17 +35,6 @@ async def stack(tmp_path_factory):
         async with running.http() as http:
             await approved_rt(http, running.who)  # the RT of every request (ana.analista approves it)
         yield running
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    assert have_chromium(), "chromium ausente: make chromium (apt-get install -y chromium)"
-    async with async_playwright() as p:
-        b = await browser(p)
-        yield b
-        await b.close()
 
 
 async def new_page(chromium, width: int = 1280, height: int = 800):

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import pytest_asyncio
+
 from api.auth import DevIssuer
 from api.config import ApiSettings
 from tests import api_stack
@@ -47,6 +49,42 @@ async def web_stack(tmp: Path, env: dict[str, str], **stack_options: Any) -> Asy
         api_stack.api_env = original
 
 
+@asynccontextmanager
+async def portal_stack(tmp: Path, *, link_here: bool = False, **stack_options: Any) -> AsyncIterator[api_stack.Stack]:
+    """``running_stack`` with the API in ``dev`` auth mode (key under ``tmp``), its SMTP at
+    the stack's sink, and ``stack.who`` minting the journey's tokens. ``link_here``: the
+    API's port is chosen up front and the worker's ``GD_APR_URL`` points at its portal, so
+    the links in e-mails (set-password, e-mail confirmation) land on this stack."""
+    from tests.test_api import Who
+
+    key = tmp / "dev-key.pem"
+    port = api_stack.free_port()
+    original_env, original_port = api_stack.api_env, api_stack.free_port
+    saved = os.environ.get("GD_APR_URL")
+
+    def env(settings: Any, *args: Any) -> dict[str, str]:
+        out = original_env(settings, *args)
+        out.update({"GD_AUTH_MODE": "dev", "GD_AUTH_DEV_KEY": str(key), "GD_ENV": "dev",
+                    "GD_SMTP_HOST": "127.0.0.1", "GD_SMTP_PORT": str(settings.smtp_port)})
+        return out
+
+    api_stack.api_env = env
+    if link_here:
+        os.environ["GD_APR_URL"] = f"http://127.0.0.1:{port}/portal"
+        api_stack.free_port = lambda: port
+    try:
+        async with api_stack.running_stack(tmp, **stack_options) as running:
+            api_stack.api_env, api_stack.free_port = original_env, original_port
+            running.who = Who(DevTokens(key))
+            yield running
+    finally:
+        api_stack.api_env, api_stack.free_port = original_env, original_port
+        if saved is None:
+            os.environ.pop("GD_APR_URL", None)
+        else:
+            os.environ["GD_APR_URL"] = saved
+
+
 class DevTokens:
     """``Issuer.token``'s signature over the dev issuer's key (the API in dev mode)."""
 
@@ -65,6 +103,24 @@ def have_chromium() -> bool:
 async def browser(playwright: Any) -> Any:
     env = {**os.environ, "LANGUAGE": "pt_BR", "LANG": "pt_BR.UTF-8"}
     return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def chromium() -> AsyncIterator[Any]:
+    """Debian's Chromium, one per test module (import the fixture by name)."""
+    from playwright.async_api import async_playwright
+
+    assert have_chromium(), "chromium ausente: make chromium (apt-get install -y chromium chromium-l10n)"
+    async with async_playwright() as p:
+        b = await browser(p)
+        yield b
+        await b.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    """A full-page screenshot under docs/screenshots/ (the README shows them)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 async def axe_serious(page: Any) -> list[str]:
