@@ -6,44 +6,20 @@ Debian's Chromium. The access token's party claims (API.md) make the portal sess
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest_asyncio
 
-from tests.web_stack import SHOTS, axe_serious, chromium, web_stack  # noqa: F401 (chromium: a fixture)
+from tests.web_stack import SHOTS, axe_serious, chromium, oidc_stack, provider_events  # noqa: F401 (chromium: a fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def oidc(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("portal-oidc")
-    ready, log = tmp / "provider.url", tmp / "provider.log"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.oidc_provider", "--ready-file", str(ready),
-                             "--log", str(log)], cwd=ROOT)
-    try:
-        give_up = time.monotonic() + 20
-        while not ready.exists():
-            assert proc.poll() is None and time.monotonic() < give_up, "o provedor OIDC não subiu"
-            time.sleep(0.1)
-        url = ready.read_text()
-        env = {"GD_AUTH_MODE": "oidc", "GD_AUTH_ISSUER": url, "GD_AUTH_JWKS_URL": f"{url}/jwks",
-               "GD_PORTAL_OIDC_CLIENT_ID": "gd-portal"}
-        async with web_stack(tmp, env) as stack:
-            stack.provider_log = log
-            yield stack
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def provider_events(stack) -> list[dict]:
-    return [json.loads(line) for line in stack.provider_log.read_text().splitlines()]
+    clients = {"GD_PORTAL_OIDC_CLIENT_ID": "gd-portal"}
+    async with oidc_stack(tmp_path_factory.mktemp("portal-oidc"), clients) as stack:
+        yield stack
 
 
 async def login_as(page, base: str, user: str) -> None:

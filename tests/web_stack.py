@@ -5,8 +5,12 @@ tokens that seed requests through the HTTP API as customers and RTs would."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -83,6 +87,35 @@ async def portal_stack(tmp: Path, *, link_here: bool = False, **stack_options: A
             os.environ.pop("GD_APR_URL", None)
         else:
             os.environ["GD_APR_URL"] = saved
+
+
+@asynccontextmanager
+async def oidc_stack(tmp: Path, env: dict[str, str]) -> AsyncIterator[api_stack.Stack]:
+    """The local OIDC provider (tests/oidc_provider.py, a process of its own) and a stack
+    whose API is in ``oidc`` mode against it, with ``env`` (the web clients' settings) on
+    top; ``stack.provider_url``, and ``provider_events(stack)`` for what it was asked."""
+    ready, log = tmp / "provider.url", tmp / "provider.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.oidc_provider", "--ready-file", str(ready),
+                             "--log", str(log)], cwd=Path(__file__).resolve().parent.parent)
+    try:
+        give_up = time.monotonic() + 20
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < give_up, "o provedor OIDC não subiu"
+            time.sleep(0.1)
+        url = ready.read_text()
+        full = {"GD_AUTH_MODE": "oidc", "GD_AUTH_ISSUER": url, "GD_AUTH_JWKS_URL": f"{url}/jwks"}
+        full.update({k: v.replace("{provider}", url) for k, v in env.items()})
+        async with web_stack(tmp, full) as stack:
+            stack.provider_log = log
+            stack.provider_url = url
+            yield stack
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def provider_events(stack: Any) -> list[dict]:
+    return [json.loads(line) for line in stack.provider_log.read_text().splitlines()]
 
 
 class DevTokens:
