@@ -7,7 +7,6 @@ Debian's Chromium. The access token's party claims (API.md) make the portal sess
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest_asyncio
 

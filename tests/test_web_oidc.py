@@ -4,7 +4,6 @@ provider process (tests/oidc_provider.py), in Debian's Chromium. No dev personas
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest_asyncio
 
