@@ -672,11 +672,15 @@ class SmtpPool:
         return _Session(client)
 
     async def _give_back(self, session: _Session) -> None:
-        if (session.messages >= self.messages_per_connection or not session.client.is_connected
+        """Never raises: the message has been accepted already."""
+        if not session.client.is_connected:
+            _close(session)
+            return
+        if (session.messages >= self.messages_per_connection
                 or len(self._idle) >= self.idle_connections):
             try:
                 await session.client.quit()
-            except (aiosmtplib.SMTPException, OSError):
+            except Exception:  # noqa: BLE001 - a failed goodbye changes nothing sent
                 _close(session)
             return
         session.idle_since = time.monotonic()

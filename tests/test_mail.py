@@ -433,6 +433,16 @@ async def test_one_smtp_connection_serves_several_emails_and_a_dropped_one_is_re
     assert sink.envelopes[5].peer == peers[4] and sink.transactions == 6
 
 
+async def test_a_session_carries_at_most_its_message_limit_then_says_goodbye(mail, sink):
+    mail.smtp.messages_per_connection = 2  # relays cap messages per connection
+    for n in range(1, 6):
+        assert (await mail.send_email(request(key=f"gd-request-SOL-{n}:intake:0"))).status == "sent"
+    await sink.wait_for_async(5)
+    peers = [envelope.peer for envelope in sink.envelopes]
+    assert peers[0] == peers[1] != peers[2] == peers[3] != peers[4]
+    assert len(set(peers)) == 3
+
+
 async def test_permanent_550_is_recorded_returned_and_never_retried(mail, sink, store):
     sink.refuse_recipients = {CUSTOMER.upper()}
     req = request()
