@@ -26,6 +26,7 @@ import socket
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -87,7 +88,8 @@ class SmtpSink:
         self._cond = threading.Condition()
         self._controller: Controller | None = None
         self._next_file = 1
-        self._sessions: set = set()  # SMTP sessions that sent a message (drop_connections)
+        # SMTP sessions that sent a message (drop_connections); weak: closed ones go away.
+        self._sessions: weakref.WeakSet = weakref.WeakSet()
 
     # --- lifecycle ----------------------------------------------------------------
 
