@@ -25,6 +25,7 @@ could also both send: keep that timeout above ``smtp_timeout_s`` × 2.)
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import logging
@@ -161,6 +162,7 @@ class MailActivities:
         self.store = store
         self.blobs = blobs
         self.settings = settings
+        self.smtp = SmtpPool(settings)
 
     # --- activities ---------------------------------------------------------------
 
@@ -524,20 +526,8 @@ class MailActivities:
         return data
 
     async def _smtp_send(self, message: Message, out: _Outgoing) -> tuple[dict, str]:
-        s = self.settings
-        password = getattr(s, "smtp_password", None)
-        if hasattr(password, "get_secret_value"):
-            password = password.get_secret_value()
         try:
-            return await aiosmtplib.send(
-                message, sender=out.sender, recipients=out.recipients,
-                hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
-                use_tls=bool(getattr(s, "smtp_ssl", False)),
-                start_tls=bool(getattr(s, "smtp_starttls", False)),
-                username=getattr(s, "smtp_username", None) or None,
-                password=password or None,
-                local_hostname=getattr(s, "smtp_local_hostname", None) or MESSAGE_ID_DOMAIN,
-            )
+            return await self.smtp.send(message, sender=out.sender, recipients=out.recipients)
         except aiosmtplib.SMTPRecipientsRefused as error:  # nobody accepted
             replies = [(r.code, _reply(r.code, r.message)) for r in error.recipients]
             detail = "; ".join(sorted({text for _, text in replies}))
@@ -576,6 +566,132 @@ def _final_attempt() -> int | None:
     info = activity.info()
     limit = info.retry_policy.maximum_attempts if info.retry_policy else 0
     return info.attempt if limit and info.attempt >= limit else None
+
+
+# --- SMTP connections ------------------------------------------------------------------
+
+# A connection is reused for at most this many messages (relays limit messages per
+# session: Exchange's default is 20 per connection), kept idle at most this long (relays
+# drop idle sessions after 60–300 s), and at most this many are kept idle.
+SMTP_MESSAGES_PER_CONNECTION = 20
+SMTP_IDLE_S = 30.0
+SMTP_IDLE_CONNECTIONS = 4
+# A session idle longer than this is checked with NOOP before use (one more command; on
+# this machine each command costs about as much CPU as opening the connection saves).
+SMTP_CHECK_AFTER_S = 1.0
+
+
+@dataclass
+class _Session:
+    client: aiosmtplib.SMTP
+    messages: int = 0
+    idle_since: float = 0.0
+
+
+class SmtpPool:
+    """SMTP sessions reused across e-mails: the connection, TLS and EHLO once per
+    session instead of once per message (``python -m bench.mail``: bench/README).
+
+    Each message still is one whole SMTP transaction on a session used by nobody else
+    meanwhile, and the outbox around it (``MailActivities._deliver``) is unchanged: a
+    failed transaction raises as before and its session is closed, never reused.
+    Before a session is reused the loop reads what the server sent meanwhile: a session
+    the server closed (idle timeout, restart, message limit) is dropped and a new one is
+    opened; one idle for more than ``check_after_s`` is first checked with ``NOOP`` (the
+    same on any answer but 250). Nothing of the message is sent on a dead session, so
+    this is not a resend. What is left is a close still in flight when the next message
+    starts: that transaction fails like any lost connection (transient; the activity is
+    retried, the outbox counts the attempt). Sessions belong to the event loop that
+    opened them; on another loop (tests) the old ones are dropped."""
+
+    def __init__(self, settings: GdSettings, *,
+                 messages_per_connection: int = SMTP_MESSAGES_PER_CONNECTION,
+                 idle_s: float = SMTP_IDLE_S, idle_connections: int = SMTP_IDLE_CONNECTIONS,
+                 check_after_s: float = SMTP_CHECK_AFTER_S):
+        s = settings
+        password = getattr(s, "smtp_password", None)
+        if hasattr(password, "get_secret_value"):
+            password = password.get_secret_value()
+        self._options = dict(
+            hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
+            use_tls=bool(getattr(s, "smtp_ssl", False)),
+            start_tls=bool(getattr(s, "smtp_starttls", False)),
+            username=getattr(s, "smtp_username", None) or None,
+            password=password or None,
+            local_hostname=getattr(s, "smtp_local_hostname", None) or MESSAGE_ID_DOMAIN)
+        self.messages_per_connection = messages_per_connection
+        self.idle_s = idle_s
+        self.idle_connections = idle_connections
+        self.check_after_s = check_after_s
+        self._idle: list[_Session] = []
+        self._loop: Any = None
+        self.opened = 0  # sessions opened since start (bench, tests)
+
+    async def send(self, message: Message, *, sender: str,
+                   recipients: list[str]) -> tuple[dict, str]:
+        """One transaction; aiosmtplib's errors propagate as from ``aiosmtplib.send``."""
+        session = await self._take()
+        try:
+            result = await session.client.send_message(
+                message, sender=sender, recipients=recipients)
+        except BaseException:
+            _close(session)
+            raise
+        session.messages += 1
+        await self._give_back(session)
+        return result
+
+    def close(self) -> None:
+        """Close the idle sessions (without QUIT: the server sees the connection end)."""
+        while self._idle:
+            _close(self._idle.pop())
+
+    async def _take(self) -> _Session:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self.close()
+            self._loop = loop
+        if self._idle:
+            await asyncio.sleep(0)  # let the loop read a close the server already sent
+        while self._idle:
+            session = self._idle.pop()  # the most recently used first
+            idle = time.monotonic() - session.idle_since
+            if not session.client.is_connected or idle > self.idle_s:
+                _close(session)
+                continue
+            if idle > self.check_after_s:
+                try:
+                    await session.client.noop()
+                except (aiosmtplib.SMTPException, OSError):  # dropped meanwhile: a new one
+                    _close(session)
+                    continue
+            return session
+        client = aiosmtplib.SMTP(**self._options)
+        await client.connect()
+        self.opened += 1
+        return _Session(client)
+
+    async def _give_back(self, session: _Session) -> None:
+        """Never raises: the message has been accepted already."""
+        if not session.client.is_connected:
+            _close(session)
+            return
+        if (session.messages >= self.messages_per_connection
+                or len(self._idle) >= self.idle_connections):
+            try:
+                await session.client.quit()
+            except Exception:  # noqa: BLE001 - a failed goodbye changes nothing sent
+                _close(session)
+            return
+        session.idle_since = time.monotonic()
+        self._idle.append(session)
+
+
+def _close(session: _Session) -> None:
+    try:
+        session.client.close()
+    except RuntimeError:  # its event loop is closed already
+        pass
 
 
 class _Refused(Exception):

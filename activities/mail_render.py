@@ -225,8 +225,11 @@ def _fail(message: str) -> None:
 
 @cache
 def _environment() -> jinja2.Environment:
+    # auto_reload off: each template is read and compiled once per process, and later
+    # renders do not stat its file (a changed template needs a worker restart).
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        auto_reload=False,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                             default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,

@@ -26,6 +26,7 @@ import socket
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,6 +41,7 @@ TRANSIENT_REPLY = "451 4.3.0 Temporary failure, please try again later"
 class Envelope:
     mail_from: str
     rcpt_tos: tuple[str, ...]
+    peer: tuple = ()  # the client's (host, port): one per SMTP connection
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,7 +66,9 @@ class _Handler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
-        self.sink._receive(raw, Envelope(envelope.mail_from, tuple(envelope.rcpt_tos)))
+        self.sink._sessions.add(server)
+        self.sink._receive(raw, Envelope(envelope.mail_from, tuple(envelope.rcpt_tos),
+                                         tuple(session.peer or ())))
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -84,6 +88,8 @@ class SmtpSink:
         self._cond = threading.Condition()
         self._controller: Controller | None = None
         self._next_file = 1
+        # SMTP sessions that sent a message (drop_connections); weak: closed ones go away.
+        self._sessions: weakref.WeakSet = weakref.WeakSet()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -126,6 +132,22 @@ class SmtpSink:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
+
+    def drop_connections(self) -> int:
+        """Close, from the server's side, every connection that delivered a message and is
+        still open (a relay's idle timeout or restart); returns how many were closed."""
+        assert self._controller is not None and self._controller.loop is not None
+
+        async def drop() -> int:
+            open_ = [s for s in self._sessions
+                     if s.transport is not None and not s.transport.is_closing()]
+            for server in open_:
+                server.transport.close()
+            self._sessions.clear()
+            await asyncio.sleep(0.05)  # the closes reach the sockets
+            return len(open_)
+
+        return asyncio.run_coroutine_threadsafe(drop(), self._controller.loop).result(10)
 
     # --- reading ------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Real aiosmtpd server (tests/smtp_sink.py), real SQLite file in tmp_path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -401,6 +402,45 @@ async def test_connection_refused_is_transient(store, blobs):
         await MailActivities(store, blobs, closed).send_email(req)
     assert not failure.value.non_retryable
     assert outbox(store, req.key).status == "sending"
+
+
+async def test_one_smtp_connection_serves_several_emails_and_a_dropped_one_is_replaced(
+        mail, sink, store):
+    """The server sees one connection for three e-mails; when it closes that connection
+    (a relay's idle timeout), the next e-mails go through a new one: none fails, none is
+    sent twice, every key is ``sent`` once."""
+    keys = [f"gd-request-SOL-{n}:intake:0" for n in range(1, 6)]
+    for key in keys[:3]:
+        assert (await mail.send_email(request(key=key))).status == "sent"
+    await sink.wait_for_async(3)
+    assert len({envelope.peer for envelope in sink.envelopes}) == 1
+
+    assert await asyncio.to_thread(sink.drop_connections) == 1
+    for key in keys[3:]:
+        assert (await mail.send_email(request(key=key))).status == "sent"
+    await sink.wait_for_async(5)
+    peers = [envelope.peer for envelope in sink.envelopes]
+    assert peers[3] == peers[4] != peers[0]
+    assert sorted(m["X-GD-Key"] for m in sink.messages) == keys
+    assert sink.transactions == 5
+    assert [(outbox(store, key).status, outbox(store, key).attempts) for key in keys] == [
+        ("sent", 1)] * 5
+
+    # A session idle longer than the check interval answers NOOP first, then is reused.
+    mail.smtp.check_after_s = 0.0
+    assert (await mail.send_email(request(key="gd-request-SOL-6:intake:0"))).status == "sent"
+    await sink.wait_for_async(6)
+    assert sink.envelopes[5].peer == peers[4] and sink.transactions == 6
+
+
+async def test_a_session_carries_at_most_its_message_limit_then_says_goodbye(mail, sink):
+    mail.smtp.messages_per_connection = 2  # relays cap messages per connection
+    for n in range(1, 6):
+        assert (await mail.send_email(request(key=f"gd-request-SOL-{n}:intake:0"))).status == "sent"
+    await sink.wait_for_async(5)
+    peers = [envelope.peer for envelope in sink.envelopes]
+    assert peers[0] == peers[1] != peers[2] == peers[3] != peers[4]
+    assert len(set(peers)) == 3
 
 
 async def test_permanent_550_is_recorded_returned_and_never_retried(mail, sink, store):
