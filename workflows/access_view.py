@@ -152,6 +152,15 @@ def snapshot(state: AccessState) -> AccessStatus:
     )
 
 
+def with_status(state: AccessState, effect: Transition) -> Transition:
+    """``effect`` (the first queued effect, about to run) carrying the ``status`` the query
+    answers once it is recorded: the state now (e-mails queued before it already sent),
+    without this effect among the pending ones. Only the activity's input changes (no
+    command), so histories written before it still replay."""
+    settled = snapshot(state).model_copy(update={"pending_effects": max(len(state.pending) - 1, 0)})
+    return effect.model_copy(update={"status_snapshot": settled.model_dump(mode="json")})
+
+
 def refused_transition(request_id: str, kind: str, problems: list, now) -> Transition:
     """The store's record of an input refused at intake (there is no state to show)."""
     workflow_id = workflow.info().workflow_id
