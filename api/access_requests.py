@@ -151,7 +151,8 @@ async def stored_status(gd: Gd, workflow_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     sequence, status = row
-    if not isinstance(status, dict) or status.get("pending_effects") or sequence < _ACTED.get(workflow_id, 0):
+    if (not isinstance(status, dict) or "status" not in status or status.get("pending_effects")
+            or sequence < _ACTED.get(workflow_id, 0)):
         return None
     name = status.get("status") or ""
     return {**status, "sequence": sequence, "next_actor": rules.ACCESS.next_actor(name),

@@ -772,6 +772,14 @@ async def test_status_get_answers_from_the_stored_status(stack, who):
                       **{"If-Match": after.headers["etag"]})
         assert r.status_code == 412, r.text
 
+        # A status too large to carry (only its mark stored): the workflow answers.
+        with stack.deps.store.connection() as conn:
+            conn.execute(sa.text("UPDATE request_status SET status = :s WHERE workflow_id = :w"),
+                         {"s": json.dumps({"sequence": before + 1, "omitted": "too_large"}),
+                          "w": access_request_id(rid)})
+        marked = await http.get(path, headers=who.analyst())
+        assert marked.status_code == 200 and marked.headers["gd-status-source"] == "workflow"
+        assert marked.json() == strong.json()
         # No stored status (a request started before revision 0010): the workflow answers.
         with stack.deps.store.connection() as conn:
             conn.execute(sa.text("DELETE FROM request_status WHERE workflow_id = :w"),
