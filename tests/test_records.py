@@ -217,6 +217,17 @@ def test_the_stored_status_only_moves_forward(records: RecordActivities, store: 
     records.record_transition(_transition("0003-other", "CANCELLED", status_snapshot={
         "request_id": "r1", "status": "CANCELLED", "sequence": 3, "pending_effects": 0}))
     assert _stored_status(store)[1]["status"] == "SUSPENDED"
+    # One decision recorded by two steps (a handler's step, then the next one's while
+    # the first's e-mails drained): the same sequence with fewer effects pending replaces,
+    # never the other way round.
+    records.record_transition(_transition("0004-a", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 2}))
+    records.record_transition(_transition("0004-b", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 0}))
+    assert _stored_status(store)[1]["pending_effects"] == 0
+    records.record_transition(_transition("0004-a-late", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 2}))
+    assert _stored_status(store)[1]["pending_effects"] == 0
     records.record_transition(_transition("0004-approve", "APPROVED", status_snapshot={
         "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 0}))
     assert _stored_status(store) == (4, {"request_id": "r1", "status": "APPROVED",

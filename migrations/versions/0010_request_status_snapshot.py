@@ -1,5 +1,5 @@
 """The latest ``status`` of each access request (the JSON its ``status`` query answers,
-with its ``sequence``), written by ``record_transition`` in the step's own transaction:
+with its ``sequence`` and ``pending_effects``), written by ``record_transition`` in the step's own transaction:
 ``GET /api/v1/requests/{id}`` answers from it without replaying the workflow (issue 21).
 
 Revision ID: 0010
@@ -23,6 +23,7 @@ def upgrade() -> None:
         "request_status",
         sa.Column("workflow_id", sa.String(200), primary_key=True),
         sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("pending_effects", sa.Integer(), nullable=False),
         sa.Column("status", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     )
