@@ -31,6 +31,7 @@ from activities.tables import (
     IssuedNumber,
     RequestHolder,
     RequestRecord,
+    RequestStatus,
     TechnicianRecord,
 )
 from models.access import AccessRequestInput
@@ -506,6 +507,8 @@ class RecordActivities:
                 prior = events.before(s, t)  # the projection before this step (for events)
                 if t.request is not None:
                     _upsert_request(s, t.request)
+                if t.status_snapshot is not None:
+                    _upsert_status(s, t.workflow_id, t.status_snapshot, self.store.dialect)
                 if t.technician is not None:
                     _upsert_technician(s, t.technician)
                 if t.allocation is not None:
@@ -583,6 +586,34 @@ def _upsert_request(s: Session, row: RequestRow) -> None:
     elif _aware(record.updated_at) <= values["updated_at"]:  # never go back in time
         for key, value in values.items():
             setattr(record, key, value)
+
+
+def _upsert_status(s: Session, workflow_id: str, status: dict[str, Any], dialect: str) -> None:
+    """The request's latest ``status`` (its query's answer), only over an older one: a
+    lower ``sequence``, or the same with more ``pending_effects`` (two steps recorded
+    after one decision carry the same state, the second with its e-mails sent). A retried
+    or late activity never puts an older status back. One statement (insert, or update
+    when newer), atomic on both back-ends."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    sequence = int(status.get("sequence") or 0)
+    pending = int(status.get("pending_effects") or 0)
+    table = RequestStatus.__table__  # type: ignore[attr-defined]
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    values = {"workflow_id": workflow_id, "sequence": sequence, "pending_effects": pending,
+              "status": status, "recorded_at": datetime.now(timezone.utc)}
+    newer = sa.or_(
+        table.c.sequence < insert.excluded.sequence,
+        sa.and_(table.c.sequence == insert.excluded.sequence,
+                table.c.pending_effects > insert.excluded.pending_effects),
+    )
+    statement = insert.values(**values).on_conflict_do_update(
+        index_elements=[table.c.workflow_id],
+        set_={"sequence": insert.excluded.sequence, "pending_effects": insert.excluded.pending_effects,
+              "status": insert.excluded.status, "recorded_at": insert.excluded.recorded_at},
+        where=newer,
+    )
+    s.connection().execute(statement)
 
 
 def _upsert_technician(s: Session, row: TechnicianRow) -> None:

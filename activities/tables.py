@@ -115,6 +115,28 @@ class RequestRecord(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class RequestStatus(SQLModel, table=True):
+    """The latest ``status`` query answer of an AccessRequest (``AccessStatus`` as JSON)
+    and its ``sequence``: the API's status GET reads it instead of replaying the workflow.
+    Written with the step's event in one transaction, only by a newer ``sequence`` (or the
+    same one with fewer ``pending_effects``); the
+    workflow stays the source of truth. Holds what the query shows: no customer name,
+    e-mail, phone or CPF/CNPJ (the status has none; decisions keep the actor without its
+    document)."""
+
+    __tablename__ = "request_status"
+
+    workflow_id: str = Field(primary_key=True, max_length=200)
+    sequence: int
+    # Effects still queued once the step is recorded: at one sequence, a later write has
+    # fewer (e-mails sent since), so it replaces an earlier one.
+    pending_effects: int
+    status: dict[str, Any] = _json_field(dict)
+    recorded_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UtcDateTime(), nullable=False)
+    )
+
+
 class EventRecord(SQLModel, table=True):
     """Append-only log of every step and decision; one row per (workflow, event key)."""
 
@@ -415,6 +437,7 @@ class PortalAccount(SQLModel, table=True):
 TABLES: tuple[type[SQLModel], ...] = (
     SchemaVersion,
     RequestRecord,
+    RequestStatus,
     EventRecord,
     DocumentRecord,
     DocumentBlob,

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import json
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -111,10 +112,63 @@ def _reused(request_id: str, workflow_id: str) -> ApiProblem:
                       f"request_id: '{request_id}' já foi usado para outra solicitação com conteúdo diferente")
 
 
-async def readable_request(request: Request, principal: Principal, request_id: str) -> tuple[str, dict[str, Any], Facts | None]:
+# The sequence of the last action this API process sent to each request (bounded):
+# a GET after one's own POST never gets the store's older status (read-your-writes).
+_ACTED: OrderedDict[str, int] = OrderedDict()
+_ACTED_MAX = 10_000
+
+
+def _acted(workflow_id: str, response: Response) -> None:
+    etag = (response.headers.get("etag") or "").strip('"')
+    if not etag.isdigit():
+        return
+    _ACTED[workflow_id] = int(etag)
+    _ACTED.move_to_end(workflow_id)
+    while len(_ACTED) > _ACTED_MAX:
+        _ACTED.popitem(last=False)
+
+
+async def stored_status(gd: Gd, workflow_id: str) -> dict[str, Any] | None:
+    """The request's status from the store (``request_status``, written by each step's
+    ``record_transition``), when it can stand for the query's answer: settled (no effect
+    pending) and not older than an action this process sent. ``actions`` and
+    ``next_actor`` from the rules table as it is now. None: ask the workflow."""
+    import sqlalchemy as sql
+
+    from activities.tables import RequestStatus
+
+    table = RequestStatus.__table__
+    statement = sql.select(table.c.sequence, table.c.status).where(table.c.workflow_id == workflow_id)
+
+    def read() -> Any:
+        try:
+            with gd.store.connection(write=False) as conn:
+                return conn.execute(statement).first()
+        except Exception:  # noqa: BLE001 - no store (or before 0010): the workflow answers
+            return None
+
+    row = await run_in_threadpool(read)
+    if row is None:
+        return None
+    sequence, status = row
+    if (not isinstance(status, dict) or "status" not in status or status.get("pending_effects")
+            or sequence < _ACTED.get(workflow_id, 0)):
+        return None
+    name = status.get("status") or ""
+    return {**status, "sequence": sequence, "next_actor": rules.ACCESS.next_actor(name),
+            "actions": rules.ACCESS.actions(name)}
+
+
+async def readable_request(request: Request, principal: Principal, request_id: str,
+                           *, stored: bool = False) -> tuple[str, dict[str, Any], Facts | None]:
+    """The request's status, and its parties' facts for a party's read (404 when the
+    principal may not read it). ``stored``: the store's status may answer."""
     gd = gd_of(request)
     workflow_id = ids.access_request_id(check_request_id(request_id))
-    status = await gd.query_status(workflow_id)
+    status = await stored_status(gd, workflow_id) if stored else None
+    request.state.status_source = "store" if status is not None else "workflow"
+    if status is None:
+        status = await gd.query_status(workflow_id)
     missing = ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
     if status is None:
         raise missing
@@ -129,11 +183,21 @@ async def readable_request(request: Request, principal: Principal, request_id: s
 
 
 @router.get(f"{PREFIX}/requests/{{request_id}}", tags=["solicitações"], responses=PROBLEM_RESPONSES)
-async def get_request(request: Request, request_id: str) -> Response:
-    """A situação (query status) com ETag."""
+async def get_request(
+    request: Request, request_id: str,
+    consistency: str = Query("stored", pattern="^(stored|strong)$",
+                             description="strong: pergunta ao workflow (query status); "
+                             "stored (padrão): a situação gravada no último passo"),
+) -> Response:
+    """A situação com ETag: a gravada no banco pelo último passo (``consistency=stored``,
+    o padrão) ou a do workflow (``consistency=strong``, ou cabeçalho
+    ``Cache-Control: no-cache``)."""
     principal = await principal_of(request, "read_request", request_id)
-    _, status, _ = await readable_request(request, principal, request_id)
-    return status_response(status, 200)
+    strong = consistency == "strong" or "no-cache" in (request.headers.get("cache-control") or "").lower()
+    _, status, _ = await readable_request(request, principal, request_id, stored=not strong)
+    response = status_response(status, 200)
+    response.headers["Gd-Status-Source"] = request.state.status_source
+    return response
 
 
 @router.post(
@@ -159,7 +223,9 @@ async def request_action(request: Request, request_id: str, update: str) -> Resp
             raise ApiProblem(404, "not_found", f"solicitação {request_id} não encontrada")
         if not is_party(principal, role, facts):
             raise ApiProblem(403, "party_refused", f"{update}: só {'o RT' if role == 'technician' else 'o cliente'} desta solicitação pode executar esta ação")
-    return await run_update(request, workflow_id, update, args, status)
+    response = await run_update(request, workflow_id, update, args, status)
+    _acted(workflow_id, response)
+    return response
 
 
 @router.get(f"{PREFIX}/requests/{{request_id}}/timeline", tags=["solicitações"], responses=PROBLEM_RESPONSES)

@@ -489,17 +489,25 @@ class Scale:
         picks = [rng.choice(ids) for _ in range(self.args.samples * 5)]
         from models.ids import short_id
 
-        times = []
-        async with self.http() as http:
-            for workflow_id in picks:
-                t = time.perf_counter()
-                r = await http.get(f"/api/v1/requests/{short_id(workflow_id)}")
-                times.append(time.perf_counter() - t)
-                if r.status_code != 200:
-                    raise RuntimeError(f"GET status {workflow_id}: {r.status_code} {r.text[:300]}")
-        self.report["status_get"] = ms_figures(times)
+        # The default GET (the stored status, request_status), then the same picks with
+        # consistency=strong (the workflow's query: what every GET did before 0010).
+        sources: dict[str, int] = {}
+        for mode in ("stored", "strong"):
+            times = []
+            async with self.http() as http:
+                for workflow_id in picks:
+                    t = time.perf_counter()
+                    r = await http.get(f"/api/v1/requests/{short_id(workflow_id)}", params={"consistency": mode})
+                    times.append(time.perf_counter() - t)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"GET status {workflow_id}: {r.status_code} {r.text[:300]}")
+                    if mode == "stored":
+                        source = r.headers.get("gd-status-source", "?")
+                        sources[source] = sources.get(source, 0) + 1
+            self.report["status_get" if mode == "stored" else "status_get_strong"] = ms_figures(times)
+        self.report["status_get"]["sources"] = sources
         self.report["status_p95_ms"] = self.report["status_get"]["p95_ms"]
-        log(f"GET situação: {self.report['status_get']}")
+        log(f"GET situação: {self.report['status_get']}; consistency=strong: {self.report['status_get_strong']}")
 
     async def measure_actions(self) -> None:
         """20 analysts, each pausing and resuming the clock of its own UNDER_ANALYSIS requests."""
@@ -584,6 +592,13 @@ class Scale:
         self.report["server_db_bytes_per_request"] = round(server / n)
         self.report["store_db_bytes_per_request"] = round(store / n)
         log(f"banco do servidor: {server / 2**20:.1f} MiB, {server / n / 1024:.1f} KiB por processo aberto")
+        import sqlite3
+
+        with sqlite3.connect(self.work / "gd.db") as conn:  # the stored statuses' JSON
+            count, mean, top = conn.execute(
+                "SELECT count(*), avg(length(status)), max(length(status)) FROM request_status").fetchone()
+        self.report["stored_status"] = {"rows": count, "mean_bytes": round(mean or 0), "max_bytes": top or 0}
+        log(f"situações gravadas: {self.report['stored_status']}")
 
     async def measure_resume(self) -> None:
         """Worker stopped and started; until every open process answers ``status``."""

@@ -100,6 +100,10 @@ class Transition(Model):
     request: RequestRow | None = None
     technician: TechnicianRow | None = None
     allocation: AllocationRecord | None = None
+    # An AccessRequest's ``status`` query answer once this step is recorded (AccessStatus
+    # as JSON, with its ``sequence``), filled when the effect runs: the store keeps the
+    # newest for the API's status GET (``request_status``).
+    status_snapshot: dict[str, Any] | None = None
 
 
 # Attempts of one e-mail before it is given up and recorded refused (workflows'

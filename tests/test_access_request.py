@@ -554,3 +554,34 @@ async def test_continues_as_new_when_the_server_suggests_it(task_queue, fakes):
             st = await update(handle, "approve", {"actor": ANALYST, "parecer": parecer_doc()})
             assert st.status == "APPROVED"
             await terminate_started(own.client)
+
+
+def test_the_status_a_step_carries_to_the_store_is_bounded():
+    """with_status: a step carries the status its query answers once recorded (this step
+    no longer pending); a status over MAX_STORED_STATUS_CHARS carries only a mark."""
+    import json
+    from datetime import timezone
+    from unittest import mock
+
+    from models.access import AccessRequestInput
+    from models.access_state import AccessState
+    from models.activities import Transition
+    from models.common import Actor, Decision, Reason
+    from workflows import access_view as view
+
+    now = datetime(2026, 12, 2, 13, 0, tzinfo=timezone.utc)
+    inp = AccessRequestInput.model_validate(request_input("req-bounded-1"))
+    step = Transition(workflow_id="gd-request-req-bounded-1", event_key="0003-suspend", process="access",
+                      action="suspend", status="SUSPENDED", at=now)
+    state = AccessState(input=inp, status="SUSPENDED", policy="seed", created_at=now, updated_at=now, seq=3,
+                        pending=[step])
+    with mock.patch.object(view.workflow, "info"):
+        carried = view.with_status(state, step).status_snapshot
+        assert carried["status"] == "SUSPENDED" and carried["sequence"] == 3
+        assert carried["pending_effects"] == 0  # this step, once recorded, is not pending
+        assert len(json.dumps(carried)) < 5_000
+        # 60 decisions with 1,500-character reasons: ~100 KB of status, over the bound.
+        long = Reason(code="DOC-ART-AUSENTE", text="x" * 1500)
+        state.decisions = [Decision(at=now, actor=Actor(id="ana.analista", role="analyst"), action="suspend",
+                                    reasons=[long]) for _ in range(60)]
+        assert view.with_status(state, step).status_snapshot == {"sequence": 3, "omitted": "too_large"}

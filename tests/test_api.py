@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
 
 from tests.api_stack import running_stack
 from tests.pdf_fixture import make_pdf
@@ -691,3 +692,98 @@ async def test_rt_corrects_its_email_through_http(stack, who):
         assert r.json()["status"] == "CONFIRMED"
         assert stack.deps.store.technician_email(key) == new
     assert new not in stack.api_log.read_text() and code not in stack.api_log.read_text()
+
+
+# --- status GET from the store (request_status) ---------------------------------------------
+
+
+async def test_status_get_answers_from_the_stored_status(stack, who):
+    """GET answers from the status the last step wrote to the store: the same JSON and
+    ETag the workflow's query gives; ``consistency=strong`` (or Cache-Control: no-cache)
+    asks the workflow; a request without a stored status (started before revision 0010)
+    answers from the workflow; a GET after one's own action never goes back."""
+    async with stack.http() as http:
+        rid = await _under_analysis(http, who)
+        path = f"/api/v1/requests/{rid}"
+        # register_apr went through this API: until its step is in the store, the
+        # workflow answers (the store's older status would go back).
+        stored = await settled(http, who.analyst(), path, lambda st: True)
+        for _ in range(100):
+            stored = await http.get(path, headers=who.analyst())
+            if stored.headers["gd-status-source"] == "store":
+                break
+            await asyncio.sleep(0.02)
+        strong = await http.get(path, params={"consistency": "strong"}, headers=who.analyst())
+        assert (stored.status_code, strong.status_code) == (200, 200)
+        assert stored.headers["gd-status-source"] == "store"
+        assert strong.headers["gd-status-source"] == "workflow"
+        assert stored.json()["status"] == "UNDER_ANALYSIS"
+        assert stored.json() == strong.json()
+        assert stored.headers["etag"] == strong.headers["etag"] == f'"{strong.json()["sequence"]}"'
+        no_cache = await http.get(path, headers={**who.analyst(), "Cache-Control": "no-cache"})
+        assert no_cache.headers["gd-status-source"] == "workflow"
+        bad = await http.get(path, params={"consistency": "eventual"}, headers=who.analyst())
+        assert bad.status_code == 422 and "consistency" in bad.text
+        # A non-party still gets 404, stored status or not.
+        other = await http.get(path, headers=who.customer(OTHER_CPF, sub="cliente.outro"))
+        assert other.status_code == 404
+
+        # An action through this API: the next GET shows it (read-your-writes), whichever
+        # source answers.
+        r = await act(http, who.analyst(), rid, "suspend", {"pendencies": [{"code": "DOC-ART-AUSENTE"}]})
+        assert r.status_code == 200, r.text
+        after = await http.get(path, headers=who.analyst())
+        assert after.json()["status"] == "SUSPENDED"
+        assert after.headers["etag"] == r.headers["etag"]
+
+        # An action that bypasses this API (another replica, the CLI): the stored status
+        # lags until the step's record_transition commits; measure how long.
+        from models.ids import access_request_id
+
+        for _ in range(100):  # the suspend's step recorded, its e-mail sent
+            after = await http.get(path, headers=who.analyst())
+            if after.headers["gd-status-source"] == "store":
+                break
+            await asyncio.sleep(0.02)
+        assert after.headers["etag"] == r.headers["etag"] and after.json()["pending_effects"] == 0
+        handle = stack.env.client.get_workflow_handle(access_request_id(rid))
+        before = int(after.headers["etag"].strip('"'))
+        await handle.execute_update("attach_corrections", {
+            "actor": {"id": "rt.joao", "role": "technician", "council_key": RT_KEY},
+            "documents": [await doc(http, who.rt(), "correction")]})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            seen = await http.get(path, headers=who.analyst())
+            if int(seen.headers["etag"].strip('"')) > before:
+                break
+            assert seen.headers["gd-status-source"] == "store" and seen.json() == after.json()
+            assert loop.time() - started < 5.0, "the stored status did not follow the step"
+            await asyncio.sleep(0.005)
+        lag_ms = (loop.time() - started) * 1000
+        print(f"stored status lag after an update outside the API: {lag_ms:.0f} ms")
+        strong = await http.get(path, params={"consistency": "strong"}, headers=who.analyst())
+        assert seen.json() == strong.json()
+        assert len(seen.json()["documents"]) == len(after.json()["documents"]) + 1
+        assert seen.headers["etag"] == strong.headers["etag"]
+
+        # A stale ETag read from the store still gets 412.
+        r = await act(http, who.analyst(), rid, "suspend", {"pendencies": [{"code": "DOC-ART-AUSENTE"}]},
+                      **{"If-Match": after.headers["etag"]})
+        assert r.status_code == 412, r.text
+
+        # A status too large to carry (only its mark stored): the workflow answers.
+        with stack.deps.store.connection() as conn:
+            conn.execute(sa.text("UPDATE request_status SET status = :s WHERE workflow_id = :w"),
+                         {"s": json.dumps({"sequence": before + 1, "omitted": "too_large"}),
+                          "w": access_request_id(rid)})
+        marked = await http.get(path, headers=who.analyst())
+        assert marked.status_code == 200 and marked.headers["gd-status-source"] == "workflow"
+        assert marked.json() == strong.json()
+        # No stored status (a request started before revision 0010): the workflow answers.
+        with stack.deps.store.connection() as conn:
+            conn.execute(sa.text("DELETE FROM request_status WHERE workflow_id = :w"),
+                         {"w": access_request_id(rid)})
+        old = await http.get(path, headers=who.analyst())
+        assert old.status_code == 200 and old.headers["gd-status-source"] == "workflow"
+        assert old.json() == strong.json() and old.headers["etag"] == strong.headers["etag"]

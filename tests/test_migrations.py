@@ -105,12 +105,12 @@ def test_gd_db_upgrade_takes_the_first_schema_with_data_to_head(database: Databa
 
     run = gd(database, "db", "upgrade", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "banco atualizado: 0001 → 0009"
+    assert run.stdout.strip() == "banco atualizado: 0001 → 0010"
     again = gd(database, "db", "upgrade", cwd=tmp_path)
-    assert again.stdout.strip() == "banco já na revisão 0009 (a mais nova)"
-    assert gd(database, "db", "current", cwd=tmp_path).stdout.strip() == "revisão 0009 (a mais nova)"
+    assert again.stdout.strip() == "banco já na revisão 0010 (a mais nova)"
+    assert gd(database, "db", "current", cwd=tmp_path).stdout.strip() == "revisão 0010 (a mais nova)"
 
-    assert store.check_schema() == "0009"
+    assert store.check_schema() == "0010"
     assert schema_differences(store) == []
     # The data of the first release is all there.
     request = store.request_row("gd-request-SOL-1")
@@ -144,7 +144,7 @@ def test_every_revision_from_empty_gives_the_schema_the_code_declares(database: 
     fresh = database.open()  # and a new database (create_all + stamp) is at the same head
     fresh.create_schema()
     assert fresh.schema_revision() == migrations.head()
-    assert migrations.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
+    assert migrations.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
 
 
 def test_a_database_at_an_unknown_revision_is_refused(database: Database, tmp_path: Path):

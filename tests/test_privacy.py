@@ -16,7 +16,7 @@ Then, reading with a client that has NO codec:
 - payloads written before the rotation carry key id ``k1``, later ones ``k2``; the
   rotated converter reads both; the workflows finish;
 - the search attributes (list and describe) and the worker's and server's logs hold none;
-- the outbox table holds no address.
+- the outbox table holds no address; the stored statuses (request_status) none either.
 
 And the control that proves the scan can fail: a workflow started by a client without the
 codec has the CPF in its history in clear, and the scan finds it.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import json
 import secrets
 import uuid
 from typing import Any, Iterator
@@ -44,7 +45,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.tables import Outbox
+from activities.tables import Outbox, RequestStatus
 from codec import CodecError
 from models.access import AccessStatus
 from models.ids import access_request_id
@@ -273,6 +274,13 @@ async def test_no_personal_data_in_history_search_attributes_logs_or_outbox(tmp_
         outbox = "\n".join(repr(row.model_dump()) for row in rows).encode()
         assert rows and any(row.detail for row in rows)  # the 550 is on record...
         assert not pii.found_in(outbox) and not pattern_hits(outbox, allowed_emails=allowed), outbox[:500]
+
+        # --- the stored statuses (request_status: what the API's status GET reads) --------
+        with stack.store.session(write=False) as s:
+            statuses = s.exec(select(RequestStatus)).all()
+        assert {row.workflow_id for row in statuses} >= {lc.workflow_id for lc in lcs} | {bounced_id}
+        stored = "\n".join(json.dumps(row.status, ensure_ascii=False) for row in statuses).encode()
+        assert not pii.found_in(stored) and not pattern_hits(stored, allowed_emails=allowed), stored[:500]
 
         # --- replay ----------------------------------------------------------------------------
         replayer = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=data_converter())

@@ -185,6 +185,55 @@ def test_a_retried_transition_does_not_touch_projections(records: RecordActiviti
     assert store.request_row("gd-request-r1").created_at == t1
 
 
+def _stored_status(store: Store) -> tuple[int, dict[str, Any]] | None:
+    with store.connection(write=False) as conn:
+        row = conn.execute(sa.text(
+            "SELECT sequence, status FROM request_status WHERE workflow_id = 'gd-request-r1'")).first()
+    if row is None:
+        return None
+    status = row[1] if isinstance(row[1], dict) else __import__("json").loads(row[1])
+    return row[0], status
+
+
+def test_the_stored_status_only_moves_forward(records: RecordActivities, store: Store) -> None:
+    """request_status keeps the newest status by sequence: a late (retried, out of order)
+    step with an older one never puts it back."""
+    assert _stored_status(store) is None
+    records.record_transition(_transition("0001-received", status_snapshot={
+        "request_id": "r1", "status": "AWAITING_APR", "sequence": 1, "pending_effects": 0}))
+    assert _stored_status(store) == (1, {"request_id": "r1", "status": "AWAITING_APR",
+                                         "sequence": 1, "pending_effects": 0})
+    records.record_transition(_transition("0003-suspend", "SUSPENDED", status_snapshot={
+        "request_id": "r1", "status": "SUSPENDED", "sequence": 3, "pending_effects": 0}))
+    # Step 2 recorded late (its activity retried after step 3's): the event is appended,
+    # the status stays the one of step 3.
+    records.record_transition(_transition("0002-apr_registered", "UNDER_ANALYSIS", status_snapshot={
+        "request_id": "r1", "status": "UNDER_ANALYSIS", "sequence": 2, "pending_effects": 0}))
+    assert [e.event_key for e in store.events("gd-request-r1")] == [
+        "0001-received", "0003-suspend", "0002-apr_registered"]
+    assert _stored_status(store) == (3, {"request_id": "r1", "status": "SUSPENDED",
+                                         "sequence": 3, "pending_effects": 0})
+    # The same sequence again (a twin) changes nothing either.
+    records.record_transition(_transition("0003-other", "CANCELLED", status_snapshot={
+        "request_id": "r1", "status": "CANCELLED", "sequence": 3, "pending_effects": 0}))
+    assert _stored_status(store)[1]["status"] == "SUSPENDED"
+    # One decision recorded by two steps (a handler's step, then the next one's while
+    # the first's e-mails drained): the same sequence with fewer effects pending replaces,
+    # never the other way round.
+    records.record_transition(_transition("0004-a", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 2}))
+    records.record_transition(_transition("0004-b", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 0}))
+    assert _stored_status(store)[1]["pending_effects"] == 0
+    records.record_transition(_transition("0004-a-late", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 2}))
+    assert _stored_status(store)[1]["pending_effects"] == 0
+    records.record_transition(_transition("0004-approve", "APPROVED", status_snapshot={
+        "request_id": "r1", "status": "APPROVED", "sequence": 4, "pending_effects": 0}))
+    assert _stored_status(store) == (4, {"request_id": "r1", "status": "APPROVED",
+                                         "sequence": 4, "pending_effects": 0})
+
+
 def test_technician_projection(records: RecordActivities, store: Store) -> None:
     set_technician(records, TECH, "PENDING_REVIEW", 0)
     assert store.technician_status(TECH) == "PENDING_REVIEW"

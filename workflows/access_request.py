@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawArgs,
     )
     from models.acks import UpdateAck
-    from models.activities import IntakeCheck, IntakeResult, IssuedNumbers, NumberRequest
+    from models.activities import IntakeCheck, IntakeResult, IssuedNumbers, NumberRequest, Transition
     from models.common import (
         Actor,
         ActorArgs,
@@ -176,6 +176,8 @@ class AccessRequestWorkflow:
             if isinstance(effect, StartChild):
                 await self._start_child(effect)
             else:
+                if isinstance(effect, Transition) and effect.process == "access":
+                    effect = view.with_status(self.state, effect)
                 note = await common.run_effect(effect)
                 if note is not None:
                     self.state.notifications.append(note)

@@ -4,6 +4,7 @@ its e-mails, and the ``status`` snapshot. Pure reads of ``AccessState``; no comm
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from temporalio import workflow
@@ -150,6 +151,24 @@ def snapshot(state: AccessState) -> AccessStatus:
         created_at=state.created_at,
         updated_at=state.updated_at,
     )
+
+
+# The largest status a step carries to the store (JSON characters; a typical one is 2–5 KB).
+MAX_STORED_STATUS_CHARS = 64_000
+
+
+def with_status(state: AccessState, effect: Transition) -> Transition:
+    """``effect`` (the first queued effect, about to run) carrying the ``status`` the query
+    answers once it is recorded: the state now (e-mails queued before it already sent),
+    without this effect among the pending ones. Only the activity's input changes (no
+    command), so histories written before it still replay."""
+    settled = snapshot(state).model_copy(update={"pending_effects": max(len(state.pending) - 1, 0)})
+    dumped = settled.model_dump(mode="json")
+    if len(json.dumps(dumped, ensure_ascii=False, separators=(",", ":"))) > MAX_STORED_STATUS_CHARS:
+        # A request near its caps (domain/limits.py): the activity's input (and the
+        # history) stays small; the store keeps only a mark, and the API asks the workflow.
+        dumped = {"sequence": state.seq, "omitted": "too_large"}
+    return effect.model_copy(update={"status_snapshot": dumped})
 
 
 def refused_transition(request_id: str, kind: str, problems: list, now) -> Transition:
