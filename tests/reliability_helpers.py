@@ -438,9 +438,22 @@ class ChaosStack:
     # --- documents ----------------------------------------------------------------------
 
     def upload_pdf(self, kind: str, salt: str = "", for_workflow: str | None = None) -> dict[str, Any]:
+        """Upload as a client would: the documents live in the store (PostgreSQL), so a
+        connection the outage tests kill mid-upload fails it, and the client sends it again
+        (an upload is idempotent: content by SHA-256, one link per request and file)."""
+        from sqlalchemy.exc import OperationalError
+
         content = make_pdf(f"{kind} {salt}")
-        ref = upload(self.store, self.blobs, content, kind=kind, filename=f"{kind}.pdf", for_workflow=for_workflow)
-        return ref.model_dump(mode="json")
+        for attempt in range(1, 6):
+            try:
+                ref = upload(self.store, self.blobs, content, kind=kind, filename=f"{kind}.pdf",
+                             for_workflow=for_workflow)
+                return ref.model_dump(mode="json")
+            except OperationalError:
+                if attempt == 5:
+                    raise
+                time.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
 
     # --- store reads ----------------------------------------------------------------------
 
