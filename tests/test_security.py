@@ -365,4 +365,4 @@ async def test_set_password_token_is_single_use_and_expires_after_72_hours(deps,
         redeem_secret(deps.store, "CREA-MG-123456", "apr_password_token", token,
                       now=issued + timedelta(hours=71, minutes=1))
     with pytest.raises(SecretRefused, match="inválido"):
-        redeem_secret(deps.store, "CREA-MG-123456", "apr_password_token", "x" + token[1:])
+        redeem_secret(deps.store, "CREA-MG-123456", "apr_password_token", ("y" if token[0] == "x" else "x") + token[1:])
