@@ -592,10 +592,8 @@ class GdClient:
         args = _dump(_parse(ChangeEmailArgs, {"actor": _dump(parse_actor(actor)), "email": email},
                             Updates.CHANGE_EMAIL))
         workflow_id = ids.email_change_id(key)
-        if update_id is not None:
-            first = await self._email_update_outcome(workflow_id, update_id)
-            if first is not None:
-                return first
+        if (first := await self._email_update_outcome(workflow_id, update_id)) is not None:
+            return first
         for attempt in (1, 2):
             try:
                 handle = await self.client.start_workflow(
@@ -618,10 +616,8 @@ class GdClient:
         args = _dump(_parse(ConfirmEmailArgs, {"actor": _dump(parse_actor(actor)), "code": code},
                             Updates.CONFIRM_EMAIL))
         workflow_id = ids.email_change_id(key)
-        if update_id is not None:
-            first = await self._email_update_outcome(workflow_id, update_id)
-            if first is not None:
-                return first
+        if (first := await self._email_update_outcome(workflow_id, update_id)) is not None:
+            return first
         try:
             return await self._email_update(self.client.get_workflow_handle(workflow_id),
                                             Updates.CONFIRM_EMAIL, args, update_id)
@@ -643,9 +639,12 @@ class GdClient:
         refusal.kind = "StatusRefused" if last is None or last.status not in ("EXPIRED", "LOCKED") else "InputRefused"  # type: ignore[attr-defined]
         raise refusal
 
-    async def _email_update_outcome(self, workflow_id: str, update_id: str) -> EmailChangeStatus | None:
+    async def _email_update_outcome(self, workflow_id: str, update_id: str | None) -> EmailChangeStatus | None:
         """The outcome of update ``update_id`` in the RT's latest change run, if that run
-        already has it (accepted: its status; refused: the same GdRefused); else None."""
+        already has it (accepted: its status; refused: the same GdRefused); else None
+        (always None without an ``update_id``: nothing to look up)."""
+        if update_id is None:
+            return None
         handle = self.client.get_workflow_handle(workflow_id).get_update_handle(
             update_id, result_type=EmailChangeStatus)
         try:
