@@ -36,7 +36,7 @@ from api import web_views as views
 from api.auth import Principal
 from api.deps import actor_of, intake
 from api.routes_web import _decisions, _emails, _upload
-from api.web_common import execute, start_input
+from api.web_common import execute, recorded_events, start_input
 from api.web_session import OidcClient, Session, Signer, WebSettings, csrf_ok, new_session
 from domain.rules import ACCESS
 from models import ids
@@ -497,7 +497,7 @@ def _apr_left(status: dict[str, Any]) -> str | None:
 
 async def _step_one_done(portal: Portal, workflow_id: str, status: dict[str, Any]) -> bool:
     """Reanálise step 1: corrections attached (or the lapsed NS registered) since the last decision."""
-    events = await run_in_threadpool(portal.gd.store.events, workflow_id)
+    events = await recorded_events(portal, workflow_id, status.get("sequence"))
     wanted = "apr_registered_after_lapse" if status.get("status") == "LAPSED" else "corrections_attached"
     resets = {"suspend", "reprove", "lapsed", "reanalysis_requested"}
     done = False

@@ -32,6 +32,7 @@ from api.web_common import (  # noqa: F401 - names kept importable from here
     UPDATE_TIMEOUT_S,
     Web,
     execute,
+    recorded_events,
     forbidden,
     form_of,
     go,
@@ -255,7 +256,7 @@ async def request_context(web: Web, request_id: str, principal: Principal) -> di
     if status is None:
         return None
     raw = await start_input(web, workflow_id)
-    events = await run_in_threadpool(web.gd.store.events, workflow_id)
+    events = await recorded_events(web, workflow_id, status.get("sequence"))
     timeline = [
         {"at": e.at, "action": e.action, "status": e.status, "actor": e.actor_id, "role": e.actor_role,
          "data": e.data or {}, "reasons": e.reasons or []}

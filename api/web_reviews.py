@@ -30,6 +30,7 @@ from api.deps import AUDITORS, actor_of
 from api.web_common import (
     csrf_refused,
     execute,
+    recorded_events,
     forbidden,
     form_of,
     go,
@@ -191,7 +192,7 @@ async def review_context(request: Request, kind: Kind, key: str, principal: Prin
     if status is None:
         return None
     raw = await start_input(web, workflow_id)
-    events = await run_in_threadpool(web.gd.store.events, workflow_id)
+    events = await recorded_events(web, workflow_id, status.get("sequence"))
     forms = [a["update"] for a in status.get("actions") or []
              if a["update"] in kind.actions and principal.first_role(a["roles"]) is not None]
     known = catalogue.catalogue()
