@@ -397,3 +397,113 @@ async def test_dead_letter_after_three_days_then_410_unsubscribes(client, env, r
     assert receiver.received[-1]["code"] == 410
     for r in receiver.received:
         assert spec_verify(secret, r["headers"], r["body"])
+
+
+# --- SLA breach and beneficiaries, from the real workflows ---------------------------------
+
+PERSONAL = ("Maria", "Souza", "529.982.247-25", "52998224725", "@", "99876-5432", "98888-7777",
+            "João", "111.444.777-35", "11144477735")
+
+
+def _expected_id(workflow_id: str, event_key: str, type_: str) -> str:
+    """Issue 19: the id is stable: a digest of workflow id, event key and type."""
+    digest = hashlib.sha256(f"{workflow_id}\n{event_key}\n{type_}".encode()).hexdigest()
+    return f"evt_{digest[:32]}"
+
+
+async def _recorded(client, handle, action: str) -> Transition:
+    """The transition the workflow asked ``record_transition`` to store for ``action``,
+    read back from its history (what a retried activity would be given again)."""
+    found = []
+    async for event in handle.fetch_history_events():
+        attrs = event.activity_task_scheduled_event_attributes
+        if attrs.activity_type.name == "record_transition":
+            [t] = await client.data_converter.decode(attrs.input.payloads, [Transition])
+            if t.action == action:
+                found.append(t)
+    [transition] = found
+    return transition
+
+
+def _no_personal_data(rows: list[OutboundEvent]) -> None:
+    body = json.dumps([events.cloudevent(r) for r in rows], ensure_ascii=False)
+    assert not [p for p in PERSONAL if p in body], body
+
+
+@pytest.mark.timeskip
+async def test_an_sla_breach_of_a_request_becomes_one_sla_breached_event(
+    client, env, real_worker, task_queue, deps
+):
+    async with real_worker():
+        await _approve_rt(client, task_queue)
+        raw = request_input()
+        raw["documents"] = [_pdf(deps, "commercial_id")]
+        handle = await start(client, raw, task_queue)
+        st = await status(handle)
+        st = await update(handle, "register_apr", {
+            "actor": TECH, "service_note": st.service_note, "protocol": st.protocol,
+            "documents": [_pdf(deps, k) for k in APR_KINDS]})
+        assert st.status == "UNDER_ANALYSIS" and st.due_at is not None
+        await quiet(handle)
+        await env.sleep(st.due_at - await env.get_current_time() + timedelta(minutes=5))
+        await quiet(handle)
+        breached = await status(handle)
+        assert [b.step for b in breached.sla_breaches] == ["parecer"]
+        transition = await _recorded(client, handle, "sla_breach")
+        # A retried activity records the same step again: still one event.
+        RecordActivities(deps.store, deps.blobs).record_transition(transition)
+        await handle.terminate(reason="test finished")
+    rows = [r for r in feed_after(deps.store, 0) if r.workflow_id == handle.id]
+    [breach] = [r for r in rows if r.type == "br.gd.request.sla_breached"]
+    assert breach.event_id == _expected_id(handle.id, transition.event_key,
+                                           "br.gd.request.sla_breached")
+    ce = events.cloudevent(breach)
+    assert (ce["type"], ce["subject"], ce["source"], ce["specversion"]) == (
+        "br.gd.request.sla_breached", raw["request_id"], "/gd-orchestrator/requests", "1.0")
+    assert ce["data"] == {
+        "request_id": raw["request_id"], "service_note": st.service_note, "protocol": st.protocol,
+        "status": "UNDER_ANALYSIS", "previous_status": "UNDER_ANALYSIS",
+        "due_at": st.due_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "sequence": breached.sequence, "rule": "parecer"}
+    # The breach changes no status: it is not a status change too.
+    assert [r.type for r in rows if r.data["sequence"] == ce["data"]["sequence"]] == [
+        "br.gd.request.sla_breached"]
+    _no_personal_data(rows)
+
+
+async def test_a_beneficiaries_registration_gives_status_changed_events(
+    client, real_worker, task_queue, deps, smtp_sink
+):
+    from tests.registration_fixtures import Registration
+    from tests.test_beneficiaries import _connect_request, beneficiary_input
+    from models.beneficiaries import BeneficiaryStatus
+    from models.ids import beneficiaries_id
+
+    registration = Registration("BeneficiaryRegistration", BeneficiaryStatus,
+                                lambda raw: beneficiaries_id(raw["request_id"]))
+    raw = beneficiary_input()
+    _connect_request(deps, raw["request_id"])
+    async with real_worker():
+        handle = await registration.start(client, raw, task_queue)
+        await registration.settle(handle, lambda s: s.next_actor == "analyst" and s.notifications)
+        await registration.update(handle, "confirm", {"actor": ANALYST})
+        result = await handle.result()
+        assert result.status == "REGISTERED"
+        transition = await _recorded(client, handle, "registered")
+    RecordActivities(deps.store, deps.blobs).record_transition(transition)  # a retry: once
+    rows = [r for r in feed_after(deps.store, 0) if r.workflow_id == handle.id]
+    assert [(r.type, r.subject, r.source, r.data["status"], r.data["previous_status"])
+            for r in rows] == [
+        ("br.gd.beneficiaries.status_changed", raw["request_id"], "/gd-orchestrator/beneficiaries",
+         "PENDING_REVIEW", None),
+        ("br.gd.beneficiaries.status_changed", raw["request_id"], "/gd-orchestrator/beneficiaries",
+         "REGISTERED", "PENDING_REVIEW"),
+    ]
+    registered = rows[-1]
+    assert registered.event_id == _expected_id(handle.id, transition.event_key,
+                                               "br.gd.beneficiaries.status_changed")
+    assert events.cloudevent(registered)["data"] == {
+        "request_id": raw["request_id"], "service_note": None, "protocol": None,
+        "status": "REGISTERED", "previous_status": "PENDING_REVIEW", "due_at": None,
+        "sequence": result.sequence}
+    _no_personal_data(rows)

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,24 +27,37 @@ from temporalio.testing import ActivityEnvironment
 from activities.blobs import upload
 from activities.mail import MailActivities, SecretRefused, redeem_secret
 from activities.records import RecordActivities
-from activities.tables import EventRecord, Outbox, RequestRecord
+from activities.tables import EventRecord, OutboundEvent, Outbox, RequestRecord
 from codec import CodecConfigError, parse_keys
 from domain.limits import (
+    MAX_DECISIONS_PER_REQUEST,
     MAX_DOCUMENTS_PER_REQUEST,
     MAX_PAUSES_PER_REQUEST,
     check_growth,
 )
-from models.access import AccessStatus
+from models.access import AccessRequestInput, AccessStatus
+from models.access_state import AccessState, ActiveDeadline
 from models.activities import (
     MAIL_MAX_ATTEMPTS,
     CredentialsRequest,
     EmailRequest,
     IntakeCheck,
+    Transition,
 )
-from models.common import DocumentRef, LimitRefused
+from models.common import Actor, Decision, DocumentRef, LimitRefused, valid_workflow_id
 from models.ids import access_request_id
 from models.settings import GdSettings, startup_problems
-from tests.access_helpers import ANALYST, inquiry_input, quiet, settle, start, status, update
+from tests.access_helpers import (
+    ANALYST,
+    inquiry_input,
+    quiet,
+    request_input,
+    settle,
+    start,
+    status,
+    update,
+)
+from tests.access_helpers import CUSTOMER as CUSTOMER_ACTOR
 from tests.pdf_fixture import make_pdf
 from workflows.common import MAIL_OPTIONS
 
@@ -227,6 +240,103 @@ async def test_the_twenty_first_pause_is_refused(client, task_queue, real_worker
         assert cause.message == ("pause_clock: o prazo já foi suspenso 20 vezes; o limite é "
                                  "20 suspensões por solicitação")
         await quiet(handle)
+
+
+def test_the_two_hundredth_decision_is_accepted_and_the_two_hundred_first_refused():
+    # The rule (issue 14, part 2 item 3; domain/limits.py): at most 200 decisions per
+    # request; withdrawal and resuming a paused clock are never capped.
+    assert MAX_DECISIONS_PER_REQUEST == 200
+    one = Decision(at=datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc),
+                   actor=Actor(**ANALYST), action="suspend")
+    state = SimpleNamespace(documents=[], decisions=[one] * 199)
+    check_growth(state, "suspend", SimpleNamespace())  # the 200th: accepted
+    state.decisions.append(one)
+    for action in ("approve", "suspend", "reprove", "declare_works", "pause_clock",
+                   "answer_inquiry", "record_inspection"):
+        with pytest.raises(LimitRefused) as refused:  # the 201st: refused, whichever
+            check_growth(state, action, SimpleNamespace())
+        assert str(refused.value) == (
+            f"{action}: a solicitação atingiu o limite de 200 decisões; só a desistência "
+            "(withdraw) ainda é possível")
+    for action in ("withdraw", "resume_clock"):
+        check_growth(state, action, SimpleNamespace())
+
+
+async def test_a_request_at_its_decision_cap_refuses_the_next_decision_and_stays_as_it_was(
+    client, task_queue, real_worker, deps, smtp_sink
+):
+    """On the workflow, as a long-lived request reaches it: a run that continued as new
+    after 199 decisions (a long suspend/reanalysis loop; 200 real updates with their
+    e-mails would take minutes) takes the 200th, refuses the 201st naming the update and
+    the limit, and nothing changes; withdrawal still goes."""
+    request_id = f"cap-{uuid.uuid4().hex[:10]}"
+    raw = request_input(request_id)
+    now = datetime.now(timezone.utc)
+    carried = AccessState(
+        input=AccessRequestInput.model_validate(raw), status="UNDER_ANALYSIS", policy="seed",
+        created_at=now - timedelta(days=400), updated_at=now, seq=600, cycle=199,
+        service_note="7000000199", protocol="2026000199", service_notes=["7000000199"],
+        decisions=[Decision(at=now - timedelta(days=400 - n), actor=Actor(**ANALYST),
+                            action="suspend") for n in range(199)],
+        deadline=ActiveDeadline(rule="parecer", start=now, due_at=now + timedelta(days=30),
+                                on_lapse="escalate"))
+    async with real_worker():
+        handle = await client.start_workflow(
+            "AccessRequest", args=[raw, carried], id=access_request_id(request_id),
+            task_queue=task_queue, result_type=AccessStatus)
+        at_cap = await update(handle, "declare_works", {"actor": ANALYST, "reason": "a 200ª"})
+        assert len(at_cap.decisions) == 200 and at_cap.decisions[-1].action == "declare_works"
+        before = await quiet(handle)
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await update(handle, "suspend", {"actor": ANALYST,
+                                             "pendencies": [{"code": "DOC-ILEGIVEL"}]})
+        cause = failure.value.cause
+        assert cause.type == "LimitRefused"
+        assert cause.message == ("suspend: a solicitação atingiu o limite de 200 decisões; só "
+                                 "a desistência (withdraw) ainda é possível")
+        after = await status(handle)
+        assert (after.status, after.sequence, len(after.decisions)) == (
+            "UNDER_ANALYSIS", before.sequence, 200)
+        done = await update(handle, "withdraw", {"actor": CUSTOMER_ACTOR, "reason": "desisto"})
+        assert done.status == "CANCELLED"
+        await quiet(handle)
+
+
+# The rule (models/common.py ``valid_workflow_id``): 1 to 200 characters, printable ASCII
+# other than the space (33..126): no CR/LF, tab, NUL, DEL, space nor non-ASCII letters.
+REFUSED_IDS = ("gd-request-maria\r\nBcc: todos@example.com", "gd-request-a\nb", "gd-request-a\rb",
+               "gd-request-a\tb", "gd-request-a\x00b", "gd-request-a\x7fb", "gd-request-a b",
+               "gd-request-joão", "")
+
+
+def test_a_workflow_id_with_a_line_break_or_a_control_character_is_not_valid():
+    for value in REFUSED_IDS:
+        assert not valid_workflow_id(value), repr(value)
+    for value in ("gd-request-a!b~c", "gd-request-" + "a" * 189, "gd-request-REQ_1.2:3"):
+        assert valid_workflow_id(value), repr(value)
+
+
+async def test_a_workflow_id_with_a_line_break_never_reaches_the_store(
+    client, task_queue, real_worker, deps, smtp_sink
+):
+    bad_id = "gd-request-maria\r\nBcc: todos@example.com"
+    async with real_worker():
+        handle = await client.start_workflow(
+            "AccessRequest", inquiry_input("maria"), id=bad_id, task_queue=task_queue,
+            result_type=AccessStatus)
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+    assert result.status == "REFUSED"
+    assert [p.code for p in result.refusal_reasons] == ["workflow_id_invalid"]
+    # A transition that names such an id (whoever queued it) is dropped, not written.
+    records = RecordActivities(deps.store, deps.blobs)
+    for value in REFUSED_IDS:
+        ActivityEnvironment().run(records.record_transition, Transition(
+            workflow_id=value, event_key="0001-received", process="access", action="received",
+            status="AWAITING_ANSWER", at=datetime.now(timezone.utc)))
+    with deps.store.session(write=False) as s:
+        for table in (RequestRecord, EventRecord, OutboundEvent):
+            assert s.exec(sa.select(sa.func.count()).select_from(table)).one()[0] == 0
+    assert smtp_sink.transactions == 0
 
 
 # --- 4. someone else's id ------------------------------------------------------------------
