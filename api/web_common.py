@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import web_views as views
 from api.auth import Principal
-from api.web_session import COOKIE, SESSION_TTL_S, OidcClient, Session, Signer, WebSettings, csrf_ok, new_session
+from api.web_session import COOKIE, SESSION_TTL_S, WEB_ROLES, OidcClient, Session, Signer, WebSettings, csrf_ok, new_session
 from models.common import REFUSAL_HTTP_STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +119,10 @@ def user_or_login(request: Request) -> Principal | Response:
     principal = session_of(request).principal
     if principal is None:
         return go(request, "/ui/entrar")
+    if not any(role in WEB_ROLES for role in principal.roles):
+        # the portal signs its sessions with the same key (GD_WEB_SESSION_KEY): a customer's
+        # or an RT's session is a valid signature here, but not a staff member's
+        return forbidden(request, "Sua conta não tem papel de analista, supervisor(a), inspetor(a) ou auditor(a).")
     return principal
 
 
