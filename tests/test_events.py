@@ -289,6 +289,19 @@ async def _approve_rt(client, task_queue) -> None:
     await handle.result()
 
 
+
+async def _request_under_analysis(client, task_queue, deps):
+    """An approved RT's request with its APR registered (UNDER_ANALYSIS): (handle, status)."""
+    await _approve_rt(client, task_queue)
+    raw = request_input()
+    raw["documents"] = [_pdf(deps, "commercial_id")]
+    handle = await start(client, raw, task_queue)
+    st = await status(handle)
+    st = await update(handle, "register_apr", {
+        "actor": TECH, "service_note": st.service_note, "protocol": st.protocol,
+        "documents": [_pdf(deps, k) for k in APR_KINDS]})
+    return handle, st
+
 # On the time-skipping server an outstanding activity stops the clock: scan without
 # waiting and idle on a (skippable) timer instead.
 SKIPPABLE = {"poll_wait_s": 0.0, "idle_sleep_s": 1.0}
@@ -322,18 +335,11 @@ async def test_receiver_failing_down_an_hour_and_slow_gets_every_event_in_order(
     try:
         async with real_worker():
             sub = await webhooks.start_delivery(client, row, task_queue, **SKIPPABLE)
-            await _approve_rt(client, task_queue)
-            raw = request_input()
-            raw["documents"] = [_pdf(deps, "commercial_id")]
-            handle = await start(client, raw, task_queue)
-            st = await status(handle)
-            st = await update(handle, "register_apr", {
-                "actor": TECH, "service_note": st.service_note, "protocol": st.protocol,
-                "documents": [_pdf(deps, k) for k in APR_KINDS]})
+            handle, _ = await _request_under_analysis(client, task_queue, deps)
             await wait_until(lambda: len(receiver.deduped_ids()) >= 3, 60, "first deliveries")
             receiver.delay_s = 0.0
             receiver.down()  # down: connection refused from here on
-            st = await update(handle, "approve", {"actor": ANALYST, "parecer": _pdf(deps, "parecer", "p")})
+            await update(handle, "approve", {"actor": ANALYST, "parecer": _pdf(deps, "parecer", "p")})
             await quiet(handle)
             await wait_until(lambda: any(a.outcome == "failed" and a.error == "ConnectError"
                                          for a in _attempts(deps.store, row.id)), 60, "a refused attempt")
@@ -435,14 +441,7 @@ async def test_an_sla_breach_of_a_request_becomes_one_sla_breached_event(
     client, env, real_worker, task_queue, deps
 ):
     async with real_worker():
-        await _approve_rt(client, task_queue)
-        raw = request_input()
-        raw["documents"] = [_pdf(deps, "commercial_id")]
-        handle = await start(client, raw, task_queue)
-        st = await status(handle)
-        st = await update(handle, "register_apr", {
-            "actor": TECH, "service_note": st.service_note, "protocol": st.protocol,
-            "documents": [_pdf(deps, k) for k in APR_KINDS]})
+        handle, st = await _request_under_analysis(client, task_queue, deps)
         assert st.status == "UNDER_ANALYSIS" and st.due_at is not None
         await quiet(handle)
         await env.sleep(st.due_at - await env.get_current_time() + timedelta(minutes=5))
@@ -459,9 +458,9 @@ async def test_an_sla_breach_of_a_request_becomes_one_sla_breached_event(
                                            "br.gd.request.sla_breached")
     ce = events.cloudevent(breach)
     assert (ce["type"], ce["subject"], ce["source"], ce["specversion"]) == (
-        "br.gd.request.sla_breached", raw["request_id"], "/gd-orchestrator/requests", "1.0")
+        "br.gd.request.sla_breached", st.request_id, "/gd-orchestrator/requests", "1.0")
     assert ce["data"] == {
-        "request_id": raw["request_id"], "service_note": st.service_note, "protocol": st.protocol,
+        "request_id": st.request_id, "service_note": st.service_note, "protocol": st.protocol,
         "status": "UNDER_ANALYSIS", "previous_status": "UNDER_ANALYSIS",
         "due_at": st.due_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
         "sequence": breached.sequence, "rule": "parecer"}
