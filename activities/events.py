@@ -68,7 +68,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
-def _sequence(event_key: str) -> int:
+def sequence_of(event_key: str) -> int:
+    """The step number an event key starts with (``0007-approved`` -> 7; 0 for a key of
+    another shape, e.g. an e-mail change's)."""
     head = event_key.split("-", 1)[0]
     return int(head) if head.isdigit() else 0
 
@@ -106,7 +108,7 @@ def before(s: Session, t: Transition) -> Before:
 def derive(t: Transition, prior: Before) -> list[OutboundEvent]:
     """The events of one transition, in the order a consumer should see them."""
     found: list[tuple[str, dict[str, Any]]] = []
-    sequence = _sequence(t.event_key)
+    sequence = sequence_of(t.event_key)
     if t.process == "access" and t.request is not None:
         row = t.request
         subject = _subject(row.request_id, t.workflow_id)

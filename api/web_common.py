@@ -166,7 +166,6 @@ async def start_input(web: Web, workflow_id: str) -> dict[str, Any]:
     return found
 
 
-
 # How long a page waits for the store's event log to hold the step the workflow already
 # shows (its record_transition runs right after the update answers: milliseconds, normally).
 EVENTS_CATCH_UP_S = 2.0
@@ -179,14 +178,17 @@ async def recorded_events(web: Any, workflow_id: str, sequence: Any, wait_s: flo
     right after an action could show the timeline, or a reanalysis step, one step behind."""
     from starlette.concurrency import run_in_threadpool
 
+    from activities.events import sequence_of
+
     wanted = sequence if isinstance(sequence, int) else 0
     give_up = asyncio.get_running_loop().time() + wait_s
     while True:
         events = await run_in_threadpool(web.gd.store.events, workflow_id)
-        recorded = max((int(e.event_key[:4]) for e in events if e.event_key[:4].isdigit()), default=0)
+        recorded = max((sequence_of(e.event_key) for e in events), default=0)
         if recorded >= wanted or asyncio.get_running_loop().time() >= give_up:
             return events
         await asyncio.sleep(0.05)
+
 
 async def execute(web: Web, workflow_id: str, update: str, args: dict[str, Any]) -> tuple[int, str] | None:
     """Send the update; None when accepted, else (HTTP status, the validator's message)."""

@@ -30,10 +30,10 @@ from api.deps import AUDITORS, actor_of
 from api.web_common import (
     csrf_refused,
     execute,
-    recorded_events,
     forbidden,
     form_of,
     go,
+    recorded_events,
     render,
     session_of,
     start_input,

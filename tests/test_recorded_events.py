@@ -56,3 +56,10 @@ def test_no_sequence_in_the_status_reads_once() -> None:
     store = LaggingStore(visible=1, last=9)
     asyncio.run(recorded_events(web_with(store), "gd-request-x", None))
     assert store.reads == 1
+
+
+def test_steps_past_9999_are_read_by_their_whole_number() -> None:
+    # the key is f"{seq:04d}-{action}": step 10000 is "10000-…", not step 1000
+    store = LaggingStore(visible=9999, last=10001)
+    events = asyncio.run(recorded_events(web_with(store), "gd-request-x", 10001, wait_s=0.5))
+    assert events[-2].event_key == "10001-step" and store.reads == 3
